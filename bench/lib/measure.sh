@@ -1,0 +1,154 @@
+# shellcheck shell=bash
+# bench/lib/measure.sh -- run the iperf3 test matrix for one scenario and
+# record raw results (one iperf3 JSON per test plus one line of records.ndjson).
+#
+# A scenario sets these globals before calling measure_matrix:
+#   SC_LABEL       row name in the report (e.g. "wireguard-go", "udptun[gso]")
+#   SC_KIND        scenario kind (veth, wireguard-go, udptun, ceiling-c, ...)
+#   SC_NS_A/B      namespaces (client in A, server in B)
+#   SC_DST4/6      server address inside B (inner address for tunnels)
+#   SC_MTU         MTU of the path the packets take (UDP -l is derived from it)
+#   SC_PID_A/B     forwarder pids (empty for veth: CPU left blank)
+#   SC_DEV         forwarder's TUN device name in both namespaces (empty for veth)
+#   SC_SPECS       test specs: tcp4 tcp6 udp4@500M udp4@0 (0 = flood) ...
+# Globals from run.sh: RUNS TIME DIRS RUN_DIR NODE BENCH_DIR PROGRESS_DONE PROGRESS_TOTAL
+
+CLK_TCK=$(getconf CLK_TCK)
+IPERF_PORT=5201
+
+mlog() { printf '%s\n' "$*" >&2; }
+
+# forwarder CPU time in clock ticks (utime+stime of all threads)
+cpu_ticks() {
+  local pid=$1 s a
+  [[ -n $pid && -r /proc/$pid/stat ]] || { echo ""; return; }
+  s=$(<"/proc/$pid/stat") || { echo ""; return; }
+  s=${s##*) }
+  read -r -a a <<<"$s"
+  echo $((a[11] + a[12]))
+}
+
+# "rx tx" packet counters of a device inside a namespace
+dev_pkts() {
+  local ns=$1 dev=$2
+  [[ -n $dev ]] || { echo ""; return; }
+  ip netns exec "$ns" sh -c 'd=/sys/class/net/$0/statistics; echo $(cat $d/rx_packets) $(cat $d/tx_packets)' "$dev" 2>/dev/null
+}
+
+# wait until something listens on TCP port $2 inside namespace $1
+wait_listen() {
+  local ns=$1 port=$2 i
+  for ((i = 0; i < 100; i++)); do
+    [[ -n $(ip netns exec "$ns" ss -Hltn "sport = :$port" 2>/dev/null) ]] && return 0
+    sleep 0.02
+  done
+  return 1
+}
+
+# json helpers: value or null
+jnum() { [[ -n $1 ]] && printf '%s' "$1" || printf 'null'; }
+
+# measure_one spec dir run -> appends a record
+measure_one() {
+  local spec=$1 dir=$2 run=$3
+  local proto fam rate=""
+  case $spec in
+    tcp4) proto=tcp; fam=4 ;;
+    tcp6) proto=tcp; fam=6 ;;
+    udp4@*) proto=udp; fam=4; rate=${spec#udp4@} ;;
+    udp6@*) proto=udp; fam=6; rate=${spec#udp6@} ;;
+    *) mlog "unknown test spec $spec"; return 1 ;;
+  esac
+  local dst=$SC_DST4
+  [[ $fam == 6 ]] && dst=$SC_DST6
+  local args=(-c "$dst" -p "$IPERF_PORT" -t "$TIME" --json --connect-timeout 3000)
+  local udp_len=""
+  if [[ $proto == udp ]]; then
+    if [[ $fam == 4 ]]; then udp_len=$((SC_MTU - 28)); else udp_len=$((SC_MTU - 48)); fi
+    args+=(-u -b "$rate" -l "$udp_len")
+  fi
+  [[ $dir == rev ]] && args+=(-R)
+
+  local safe_label=${SC_LABEL//[^A-Za-z0-9_.-]/_}
+  local name="${safe_label}.${spec//@/-}.${dir}.r${run}"
+  local out="$RUN_DIR/iperf/$name.json" err="$RUN_DIR/iperf/$name.err"
+
+  # one-off iperf3 server in B
+  local spid
+  ip netns exec "$SC_NS_B" iperf3 -s -1 -p "$IPERF_PORT" </dev/null >"$RUN_DIR/iperf/$name.server.log" 2>&1 &
+  spid=$!
+  TOPO_PIDS+=("$spid")
+  if ! wait_listen "$SC_NS_B" "$IPERF_PORT"; then
+    mlog "iperf3 server did not start in $SC_NS_B"
+    topo_kill "$spid" 2
+    return 1
+  fi
+
+  local ca0 cb0 da0 db0 ca1 cb1 da1 db1 t0 t1 rc
+  ca0=$(cpu_ticks "$SC_PID_A"); cb0=$(cpu_ticks "$SC_PID_B")
+  da0=$(dev_pkts "$SC_NS_A" "$SC_DEV"); db0=$(dev_pkts "$SC_NS_B" "$SC_DEV")
+  t0=$(date +%s%N)
+  timeout -k 3 $((TIME + 30)) ip netns exec "$SC_NS_A" iperf3 "${args[@]}" >"$out" 2>"$err"
+  rc=$?
+  t1=$(date +%s%N)
+  ca1=$(cpu_ticks "$SC_PID_A"); cb1=$(cpu_ticks "$SC_PID_B")
+  da1=$(dev_pkts "$SC_NS_A" "$SC_DEV"); db1=$(dev_pkts "$SC_NS_B" "$SC_DEV")
+  # the one-off server exits after the test; make sure it is gone
+  local i
+  for ((i = 0; i < 40; i++)); do kill -0 "$spid" 2>/dev/null || break; sleep 0.05; done
+  topo_kill "$spid" 2
+
+  # forwarders still alive?
+  local alive=true
+  if [[ -n $SC_PID_A ]] && ! kill -0 "$SC_PID_A" 2>/dev/null; then alive=false; fi
+  if [[ -n $SC_PID_B ]] && ! kill -0 "$SC_PID_B" 2>/dev/null; then alive=false; fi
+
+  local a0=($da0) a1=($da1) b0=($db0) b1=($db1)
+  local variant=${SC_VARIANT:-}
+  variant=${variant//\\/\\\\}; variant=${variant//\"/\\\"}
+  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s},"dev_b":{"rx":%s,"tx":%s},"forwarders_alive":%s}\n' \
+    "$SC_LABEL" "$SC_KIND" "$variant" "$spec" "$proto" "$fam" "$rate" "$dir" "$run" "$TIME" "$(jnum "$udp_len")" "$SC_MTU" \
+    "iperf/$name.json" "$rc" "$((t1 - t0))" "$CLK_TCK" \
+    "$(jnum "$([[ -n $ca0 && -n $ca1 ]] && echo $((ca1 - ca0)))")" \
+    "$(jnum "$([[ -n $cb0 && -n $cb1 ]] && echo $((cb1 - cb0)))")" \
+    "$(jnum "$([[ -n $da1 ]] && echo $((a1[0] - a0[0])))")" "$(jnum "$([[ -n $da1 ]] && echo $((a1[1] - a0[1])))")" \
+    "$(jnum "$([[ -n $db1 ]] && echo $((b1[0] - b0[0])))")" "$(jnum "$([[ -n $db1 ]] && echo $((b1[1] - b0[1])))")" \
+    "$alive" >>"$RUN_DIR/records.ndjson"
+
+  PROGRESS_DONE=$((PROGRESS_DONE + 1))
+  local summary
+  summary=$("$NODE" "$BENCH_DIR/lib/report.mjs" --one "$RUN_DIR" "$(tail -n 1 "$RUN_DIR/records.ndjson")" 2>&1)
+  mlog "$(printf '[%3d/%d] %-16s %-10s %-3s run %d/%d  %s' "$PROGRESS_DONE" "$PROGRESS_TOTAL" "$SC_LABEL" "${spec/@0/@flood}" "$dir" "$run" "$RUNS" "$summary")"
+  if [[ $rc != 0 ]]; then
+    mlog "    iperf3 exit $rc: $(tr '\n' ' ' <"$err" | cut -c1-300)"
+  fi
+  if [[ $alive != true ]]; then
+    mlog "    a forwarder process died"
+    return 2
+  fi
+  return 0
+}
+
+# measure_matrix: all specs x dirs x runs (runs outermost, so drift spreads
+# across tests rather than piling onto one). Returns 1 if a forwarder died.
+measure_matrix() {
+  mkdir -p "$RUN_DIR/iperf"
+  local run spec dir rc n=0 total
+  total=$(matrix_size)
+  for ((run = 1; run <= RUNS; run++)); do
+    for spec in $SC_SPECS; do
+      for dir in $DIRS; do
+        measure_one "$spec" "$dir" "$run"
+        rc=$?
+        n=$((n + 1))
+        if [[ $rc == 2 ]]; then
+          mlog "    aborting scenario $SC_LABEL"
+          PROGRESS_DONE=$((PROGRESS_DONE + total - n))
+          return 1
+        fi
+      done
+    done
+  done
+}
+
+matrix_size() { local n=0 s d; for s in $SC_SPECS; do for d in $DIRS; do n=$((n + 1)); done; done; echo $((n * RUNS)); }

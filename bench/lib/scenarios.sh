@@ -1,0 +1,289 @@
+# shellcheck shell=bash
+# bench/lib/scenarios.sh -- one function per scenario. Each builds its own
+# topology (fresh namespaces with prefix $PREFIX), starts its forwarders,
+# runs measure_matrix, and tears everything down again.
+#
+# Globals from run.sh: PREFIX RUNS TIME DIRS RUN_DIR NODE BENCH_DIR ROOT_DIR
+#   UDP_RATES FULL TESTS_FILTER UNDERLAY_OFFLOADS
+
+INNER_MTU=1420
+UDPTUN_READY_TIMEOUT=${UDPTUN_READY_TIMEOUT:-20}
+
+slog() { printf '%s\n' "$*" >&2; }
+
+# scenario_specs kind -> test specs for that scenario
+#   veth, ceiling-c: tcp4 + UDP (veth: flood only; fixed rates below the veth
+#   limit only measure the offered rate); tcp6 and all rates with --full.
+#   wireguard-go, udptun: tcp4 tcp6 + UDP at every rate.
+scenario_specs() {
+  local kind=$1 specs=() r
+  local want_tcp6=0 rates=()
+  case $kind in
+    veth)
+      ((FULL)) && want_tcp6=1
+      if ((FULL)); then rates=($UDP_RATES); else rates=(0); fi ;;
+    veth-tso)
+      ((FULL)) && want_tcp6=1
+      rates=() ;;
+    ceiling-c)
+      ((FULL)) && want_tcp6=1
+      rates=($UDP_RATES) ;;
+    wireguard-go | udptun)
+      want_tcp6=1
+      rates=($UDP_RATES) ;;
+  esac
+  specs+=(tcp4)
+  ((want_tcp6)) && specs+=(tcp6)
+  for r in "${rates[@]}"; do specs+=("udp4@$r"); done
+  # --tests filter (tcp4,tcp6,udp4)
+  if [[ -n ${TESTS_FILTER:-} ]]; then
+    local keep=() s
+    for s in "${specs[@]}"; do
+      [[ ",$TESTS_FILTER," == *",${s%%@*},"* ]] && keep+=("$s")
+    done
+    specs=("${keep[@]}")
+  fi
+  echo "${specs[*]}"
+}
+
+sc_reset() {
+  SC_LABEL=; SC_KIND=; SC_VARIANT=; SC_NS_A=; SC_NS_B=; SC_DST4=; SC_DST6=
+  SC_MTU=$INNER_MTU; SC_PID_A=; SC_PID_B=; SC_DEV=; SC_SPECS=
+}
+
+# underlay for tunnel scenarios: MTU 1500 (the encapsulated 1420-byte inner
+# packets fit), offloads left at the kernel default unless --underlay-offloads off
+tunnel_underlay() {
+  if [[ ${UNDERLAY_OFFLOADS:-default} == off ]]; then
+    topo_veth_tune "$PREFIX" 1500 off
+  fi
+}
+
+# wait until $2 exists inside namespace $1
+wait_dev() {
+  local ns=$1 dev=$2 t=${3:-10} i
+  for ((i = 0; i < t * 20; i++)); do
+    ip -n "$ns" link show dev "$dev" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# ping across the tunnel until it answers (bounded)
+wait_path() {
+  local ns=$1 dst=$2 i
+  for ((i = 0; i < 20; i++)); do
+    ip netns exec "$ns" ping -c 1 -W 1 -q "$dst" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  slog "  no answer from $dst through the tunnel"
+  return 1
+}
+
+has_spec() { [[ " $SC_SPECS " == *" $1"* ]]; }
+
+check_paths() {
+  wait_path "$SC_NS_A" "$SC_DST4" || return 1
+  if has_spec tcp6 || has_spec udp6; then wait_path "$SC_NS_A" "$SC_DST6" || return 1; fi
+  return 0
+}
+
+finish_scenario() {
+  local rc=$1
+  [[ -n $SC_PID_A ]] && topo_kill "$SC_PID_A" 5
+  [[ -n $SC_PID_B ]] && topo_kill "$SC_PID_B" 5
+  topo_destroy "$PREFIX"
+  return "$rc"
+}
+
+# ---------------------------------------------------------------- veth
+scenario_veth() {
+  sc_reset
+  SC_LABEL=veth; SC_KIND=veth; SC_SPECS=$(scenario_specs veth)
+  slog "== veth: direct over the veth pair, MTU $INNER_MTU, TSO/GSO/GRO off"
+  topo_create "$PREFIX" || return 1
+  topo_veth_tune "$PREFIX" "$INNER_MTU" off || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  SC_DST4=$TOPO_UNDERLAY_B4; SC_DST6=$TOPO_UNDERLAY_B6
+  check_paths || { finish_scenario 1; return 1; }
+  measure_matrix
+  finish_scenario $?
+}
+
+# veth with kernel-default offloads (TSO/GSO/GRO on) at MTU 1500: not in the
+# default set; a reference for offload work.
+scenario_veth_tso() {
+  sc_reset
+  SC_LABEL=veth-tso; SC_KIND=veth-tso; SC_SPECS=$(scenario_specs veth-tso); SC_MTU=1500
+  slog "== veth-tso: direct over the veth pair, MTU 1500, offloads on"
+  topo_create "$PREFIX" || return 1
+  topo_veth_tune "$PREFIX" 1500 on || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  SC_DST4=$TOPO_UNDERLAY_B4; SC_DST6=$TOPO_UNDERLAY_B6
+  check_paths || { finish_scenario 1; return 1; }
+  measure_matrix
+  finish_scenario $?
+}
+
+# ---------------------------------------------------------------- wireguard-go
+# Each wireguard-go runs in its namespace's private mount namespace (the one
+# `ip netns exec` makes) with a tmpfs on /run/wireguard, so the two wg0.sock
+# UAPI sockets (and those of parallel runs) do not collide; `wg` is run in
+# the same mount+net namespaces through nsenter.
+scenario_wireguard_go() {
+  sc_reset
+  SC_LABEL=wireguard-go; SC_KIND=wireguard-go; SC_SPECS=$(scenario_specs wireguard-go)
+  SC_DEV=wg0
+  slog "== wireguard-go ($(wireguard-go --version 2>/dev/null | head -n 1)): wg0 MTU $INNER_MTU, 10.88.0.0/24, fd88::/64"
+  topo_create "$PREFIX" || return 1
+  tunnel_underlay || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  local kd="$RUN_DIR/wg" side ns
+  mkdir -p "$kd"; chmod 700 "$kd"
+  mkdir -p /run/wireguard
+  for side in a b; do
+    (umask 077; wg genkey >"$kd/$side.key")
+    wg pubkey <"$kd/$side.key" >"$kd/$side.pub"
+  done
+  local -A addr4=([a]=10.88.0.1 [b]=10.88.0.2) addr6=([a]=fd88::1 [b]=fd88::2)
+  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
+  local -A other=([a]=b [b]=a) pid
+  for side in a b; do
+    ns=${nsof[$side]}
+    TOPO_BG_LOG="$RUN_DIR/wireguard-go.$side.log" topo_bg "$ns" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
+      sh -c 'mount -t tmpfs -o mode=0700 tmpfs /run/wireguard && exec wireguard-go wg0'
+    pid[$side]=$TOPO_LAST_PID
+  done
+  SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
+  for side in a b; do
+    ns=${nsof[$side]}
+    if ! wait_dev "$ns" wg0 10; then
+      slog "  wireguard-go did not create wg0 in $ns: $(tail -n 5 "$RUN_DIR/wireguard-go.$side.log" 2>/dev/null)"
+      finish_scenario 1; return 1
+    fi
+    # the UAPI socket appears right after the device
+    local i
+    for ((i = 0; i < 100; i++)); do
+      nsenter -t "${pid[$side]}" -m -n test -S /run/wireguard/wg0.sock && break
+      sleep 0.05
+    done
+    local o=${other[$side]}
+    nsenter -t "${pid[$side]}" -m -n wg set wg0 private-key "$kd/$side.key" listen-port 51820 \
+      peer "$(cat "$kd/$o.pub")" endpoint "${under[$o]}:51820" allowed-ips "${addr4[$o]}/32,${addr6[$o]}/128" ||
+      { slog "  wg set failed in $ns"; finish_scenario 1; return 1; }
+    ip -n "$ns" addr add "${addr4[$side]}/24" dev wg0
+    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev wg0 nodad
+    ip -n "$ns" link set wg0 mtu "$INNER_MTU" up
+  done
+  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
+  check_paths || { finish_scenario 1; return 1; }
+  measure_matrix
+  finish_scenario $?
+}
+
+# ---------------------------------------------------------------- udptun
+# scenario_udptun LABEL FRAGMENT_JSON
+#   FRAGMENT_JSON is deep-merged into both sides' config (objects merge,
+#   arrays and scalars replace); use it for optimisation switches.
+scenario_udptun() {
+  local label=${1:-udptun} fragment=${2:-"{}"}
+  sc_reset
+  SC_LABEL=$label; SC_KIND=udptun; SC_VARIANT=$fragment; SC_SPECS=$(scenario_specs udptun)
+  local cli="$ROOT_DIR/dist/src/cli.js"
+  local unode=$UDPTUN_NODE
+  slog "== $label: udptun ($unode $cli) fragment $fragment"
+  if [[ ! -f $cli ]]; then
+    slog "  $cli missing: build first (cd $ROOT_DIR && npm ci && npm run build)"
+    return 1
+  fi
+  topo_create "$PREFIX" || return 1
+  tunnel_underlay || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  local cd="$RUN_DIR/udptun/${label//[^A-Za-z0-9_.-]/_}" side
+  mkdir -p "$cd"
+  for side in a b; do
+    "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" "$fragment" >"$cd/$side.json" ||
+      { slog "  bad config fragment: $fragment"; finish_scenario 1; return 1; }
+  done
+  SC_DEV=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).device.name)' "$cd/a.json")
+  local -A nsof=([a]=$SC_NS_A [b]=$SC_NS_B) pid metrics
+  for side in a b; do
+    metrics[$side]=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).metrics.listen)' "$cd/$side.json")
+    TOPO_BG_LOG="$cd/$side.log" topo_bg "${nsof[$side]}" "$unode" "$cli" run --config "$cd/$side.json"
+    pid[$side]=$TOPO_LAST_PID
+  done
+  SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
+  # readiness: GET /healthz -> 200 on each side, bounded
+  local deadline=$((SECONDS + UDPTUN_READY_TIMEOUT)) ok
+  for side in a b; do
+    ok=0
+    while ((SECONDS < deadline)); do
+      if ! kill -0 "${pid[$side]}" 2>/dev/null; then
+        slog "  udptun ($side) exited during start-up: $(tail -n 20 "$cd/$side.log")"
+        finish_scenario 1; return 1
+      fi
+      if ip netns exec "${nsof[$side]}" curl -sf -m 1 -o /dev/null "http://${metrics[$side]}/healthz"; then ok=1; break; fi
+      sleep 0.1
+    done
+    if ((!ok)); then
+      slog "  udptun ($side) not healthy after ${UDPTUN_READY_TIMEOUT}s: $(tail -n 20 "$cd/$side.log")"
+      finish_scenario 1; return 1
+    fi
+  done
+  SC_DST4=$("$NODE" -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(c.device.address.find(a=>!a.includes(":")).split("/")[0])' "$cd/b.json")
+  SC_DST6=$("$NODE" -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));const a=c.device.address.find(a=>a.includes(":"));console.log(a?a.split("/")[0]:"")' "$cd/b.json")
+  check_paths || { finish_scenario 1; return 1; }
+  measure_matrix
+  local rc=$?
+  # udptun must remove its TUN device on SIGTERM
+  topo_kill "$SC_PID_A" 10; topo_kill "$SC_PID_B" 10
+  for side in a b; do
+    if ip -n "${nsof[$side]}" link show dev "$SC_DEV" >/dev/null 2>&1; then
+      slog "  warning: $SC_DEV still present in ${nsof[$side]} after SIGTERM"
+    fi
+  done
+  SC_PID_A=; SC_PID_B=
+  finish_scenario $rc
+}
+
+# ---------------------------------------------------------------- ceiling-c
+# bench/ceiling/fwd.c, built at bench time: the plain batched loop in C.
+scenario_ceiling_c() {
+  sc_reset
+  SC_LABEL=ceiling-c; SC_KIND=ceiling-c; SC_SPECS=$(scenario_specs ceiling-c)
+  SC_DEV=ctun0
+  local bin="$RUN_DIR/bin/fwd"
+  mkdir -p "$RUN_DIR/bin"
+  if ! cc -O2 -Wall -o "$bin" "$BENCH_DIR/ceiling/fwd.c" 2>"$RUN_DIR/bin/cc.log"; then
+    slog "  cc failed: $(cat "$RUN_DIR/bin/cc.log")"; return 1
+  fi
+  slog "== ceiling-c: C batched TUN<->UDP loop (read..EAGAIN + sendmmsg; recvmmsg + write), MTU $INNER_MTU"
+  topo_create "$PREFIX" || return 1
+  tunnel_underlay || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  local -A addr4=([a]=10.99.0.1 [b]=10.99.0.2) addr6=([a]=fd99::1 [b]=fd99::2)
+  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
+  local -A other=([a]=b [b]=a) pid
+  local side ns
+  for side in a b; do
+    ns=${nsof[$side]}
+    TOPO_BG_LOG="$RUN_DIR/ceiling-c.$side.log" topo_bg "$ns" "$bin" -i "$SC_DEV" \
+      -l "${under[$side]}:51820" -p "${under[${other[$side]}]}:51820"
+    pid[$side]=$TOPO_LAST_PID
+  done
+  SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
+  for side in a b; do
+    ns=${nsof[$side]}
+    if ! wait_dev "$ns" "$SC_DEV" 10; then
+      slog "  fwd did not create $SC_DEV in $ns: $(tail -n 5 "$RUN_DIR/ceiling-c.$side.log")"
+      finish_scenario 1; return 1
+    fi
+    ip -n "$ns" addr add "${addr4[$side]}/24" dev "$SC_DEV"
+    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev "$SC_DEV" nodad
+    ip -n "$ns" link set "$SC_DEV" mtu "$INNER_MTU" up
+  done
+  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
+  check_paths || { finish_scenario 1; return 1; }
+  measure_matrix
+  finish_scenario $?
+}

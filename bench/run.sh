@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# bench/run.sh -- measure udptun and its baselines in one sitting.
+#
+# Two network namespaces joined by a veth pair (bench/lib/topo.sh), iperf3
+# client in A and server in B, both directions, TCP and UDP at several offered
+# rates. Scenarios:
+#   veth          direct over the veth, MTU 1420, TSO/GSO/GRO off (packet-level limit)
+#   wireguard-go  Debian's wireguard-go in each namespace (encrypts)
+#   ceiling-c     bench/ceiling/fwd.c: udptun's plain batched loop in C, no JS
+#   udptun        the project's forwarder (dist/src/cli.js), once per --udptun-variant
+#   veth-tso      (not in the default set) veth at MTU 1500 with offloads on
+#
+# Prints progress on stderr and a table on stdout; writes
+# bench/results/latest.{json,svg,txt} and keeps the raw iperf3 JSON under
+# bench/results/runs/<stamp>/. Needs root, iproute2, iperf3, ethtool, curl,
+# iputils-ping, wireguard-go + wireguard-tools, a C compiler (--install-deps).
+set -u -o pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
+
+usage() {
+  cat <<'EOF'
+usage: bench/run.sh [options]
+  --only LIST            scenarios, comma-separated (default: veth,wireguard-go,ceiling-c,udptun)
+                         available: veth veth-tso wireguard-go ceiling-c udptun
+  --runs N               runs per test (default 3)
+  --time S               iperf3 -t seconds (default 5)
+  --udp-rates LIST       UDP offered rates, 0 = flood (default 500M,1G,2G,0)
+  --tests LIST           restrict to test kinds: tcp4,tcp6,udp4
+  --dirs LIST            fwd (A->B), rev (B->A, iperf3 -R); default fwd,rev
+  --full                 also tcp6 and fixed UDP rates on veth / ceiling-c
+  --udptun-config JSON   config fragment deep-merged into both udptun configs
+  --udptun-variant NAME=JSON
+                         run udptun once per variant (repeatable), as row
+                         "udptun:NAME" with JSON merged into the config; e.g.
+                         --udptun-variant off='{}' --udptun-variant gso='{"x":1}'
+  --underlay-offloads default|off
+                         veth offloads under the tunnels (default: kernel default)
+  --prefix P             namespace prefix (default ubench): P-a, P-b
+  --out DIR              results directory (default bench/results)
+  --report DIR           only rebuild table/JSON/SVG from a raw run directory
+  --cleanup              remove namespaces left by a killed run with --prefix, then exit
+  --install-deps         apt-get install the tools this needs, then continue
+  --dry-run              print the plan and exit
+EOF
+}
+
+ONLY=veth,wireguard-go,ceiling-c,udptun
+RUNS=3
+TIME=5
+UDP_RATES="500M 1G 2G 0"
+TESTS_FILTER=
+DIRS="fwd rev"
+FULL=0
+PREFIX=ubench
+OUT_DIR="$BENCH_DIR/results"
+UNDERLAY_OFFLOADS=default
+UDPTUN_BASE_FRAGMENT='{}'
+UDPTUN_VARIANTS=()
+REPORT_ONLY=
+CLEANUP_ONLY=0
+INSTALL_DEPS=0
+DRY_RUN=0
+
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+need_arg() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --only) need_arg "$@"; ONLY=$2; shift 2 ;;
+    --runs) need_arg "$@"; RUNS=$2; shift 2 ;;
+    --time) need_arg "$@"; TIME=$2; shift 2 ;;
+    --udp-rates) need_arg "$@"; UDP_RATES=${2//,/ }; shift 2 ;;
+    --tests) need_arg "$@"; TESTS_FILTER=$2; shift 2 ;;
+    --dirs) need_arg "$@"; DIRS=${2//,/ }; shift 2 ;;
+    --full) FULL=1; shift ;;
+    --udptun-config) need_arg "$@"; UDPTUN_BASE_FRAGMENT=$2; shift 2 ;;
+    --udptun-variant) need_arg "$@"; UDPTUN_VARIANTS+=("$2"); shift 2 ;;
+    --underlay-offloads) need_arg "$@"; UNDERLAY_OFFLOADS=$2; shift 2 ;;
+    --prefix) need_arg "$@"; PREFIX=$2; shift 2 ;;
+    --out) need_arg "$@"; OUT_DIR=$2; shift 2 ;;
+    --report) need_arg "$@"; REPORT_ONLY=$2; shift 2 ;;
+    --cleanup) CLEANUP_ONLY=1; shift ;;
+    --install-deps) INSTALL_DEPS=1; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
+  esac
+done
+
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ $TIME =~ ^[1-9][0-9]*$ ]] || die "--time must be a positive integer (seconds)"
+[[ $PREFIX =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "--prefix: 1-10 chars [a-z0-9], starting with a letter"
+for r in $UDP_RATES; do [[ $r =~ ^[0-9.]+[kKmMgG]?$ ]] || die "bad UDP rate $r"; done
+for d in $DIRS; do [[ $d == fwd || $d == rev ]] || die "bad direction $d"; done
+case $UNDERLAY_OFFLOADS in default | off) ;; *) die "--underlay-offloads: default or off" ;; esac
+
+# Node: the repo's pinned Node 24 (node_modules/.bin/node) when installed, else PATH
+if [[ -x $ROOT_DIR/node_modules/.bin/node ]]; then NODE=$ROOT_DIR/node_modules/.bin/node; else NODE=$(command -v node || true); fi
+[[ -n $NODE ]] || die "node not found (run npm ci in $ROOT_DIR)"
+UDPTUN_NODE=$NODE
+
+if [[ -n $REPORT_ONLY ]]; then
+  [[ -f $REPORT_ONLY/records.ndjson ]] || die "$REPORT_ONLY/records.ndjson not found"
+  mkdir -p "$OUT_DIR"
+  exec "$NODE" "$BENCH_DIR/lib/report.mjs" --report "$REPORT_ONLY" --json "$OUT_DIR/latest.json" \
+    --svg "$OUT_DIR/latest.svg" --text "$OUT_DIR/latest.txt"
+fi
+
+[[ $(id -u) == 0 ]] || die "must run as root (network namespaces, TUN devices)"
+
+# shellcheck source=lib/topo.sh
+source "$BENCH_DIR/lib/topo.sh"
+# shellcheck source=lib/measure.sh
+source "$BENCH_DIR/lib/measure.sh"
+# shellcheck source=lib/scenarios.sh
+source "$BENCH_DIR/lib/scenarios.sh"
+
+if ((CLEANUP_ONLY)); then
+  topo_destroy "$PREFIX"
+  echo "removed namespaces $PREFIX-a / $PREFIX-b (if they existed)" >&2
+  exit 0
+fi
+
+# ------------------------------------------------------------ scenarios
+IFS=, read -r -a SCEN <<<"$ONLY"
+for s in "${SCEN[@]}"; do
+  case $s in veth | veth-tso | wireguard-go | ceiling-c | udptun) ;; *) die "unknown scenario $s" ;; esac
+done
+has_scen() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# udptun variants: NAME=JSON; default one variant "udptun" with the base fragment
+UDPTUN_LABELS=()
+UDPTUN_FRAGS=()
+if [[ ${#UDPTUN_VARIANTS[@]} -eq 0 ]]; then
+  UDPTUN_LABELS=(udptun); UDPTUN_FRAGS=("$UDPTUN_BASE_FRAGMENT")
+else
+  for v in "${UDPTUN_VARIANTS[@]}"; do
+    name=${v%%=*}; frag=${v#*=}
+    [[ $v == *=* && $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "--udptun-variant wants NAME=JSON (NAME: [A-Za-z0-9_.-])"
+    merged=$("$NODE" -e '
+      const m=(d,s)=>{for(const[k,v]of Object.entries(s)){if(v&&typeof v==="object"&&!Array.isArray(v)&&d[k]&&typeof d[k]==="object"&&!Array.isArray(d[k]))m(d[k],v);else d[k]=v}return d};
+      console.log(JSON.stringify(m(JSON.parse(process.argv[1]),JSON.parse(process.argv[2]))))' \
+      "$UDPTUN_BASE_FRAGMENT" "$frag") || die "variant $name: fragment is not valid JSON: $frag"
+    UDPTUN_LABELS+=("udptun:$name"); UDPTUN_FRAGS+=("$merged")
+  done
+fi
+
+# ------------------------------------------------------------ dependencies
+if ((INSTALL_DEPS)); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    iperf3 ethtool iputils-ping curl iproute2 util-linux wireguard-go wireguard-tools gcc libc6-dev >/dev/null ||
+    die "apt-get install failed"
+fi
+missing=()
+for c in ip iperf3 ethtool ping timeout nsenter; do command -v "$c" >/dev/null || missing+=("$c"); done
+has_scen wireguard-go && for c in wireguard-go wg; do command -v "$c" >/dev/null || missing+=("$c"); done
+has_scen ceiling-c && { command -v cc >/dev/null || missing+=(cc); }
+has_scen udptun && { command -v curl >/dev/null || missing+=(curl); }
+if [[ ${#missing[@]} -gt 0 ]]; then
+  die "missing tools: ${missing[*]} (apt-get install iperf3 ethtool iputils-ping curl wireguard-go wireguard-tools gcc, or use --install-deps)"
+fi
+[[ -c /dev/net/tun ]] || die "/dev/net/tun missing"
+
+# udptun: build when dist is missing or older than src
+if has_scen udptun; then
+  cli=$ROOT_DIR/dist/src/cli.js
+  if [[ -d $ROOT_DIR/src ]] && { [[ ! -f $cli ]] || [[ -n $(find "$ROOT_DIR/src" -newer "$cli" -name '*.ts' -print -quit 2>/dev/null) ]]; }; then
+    if ((DRY_RUN)); then
+      echo "would build udptun (npm run build)" >&2
+    else
+      echo "building udptun: npm run build" >&2
+      (cd "$ROOT_DIR" && npm run build >&2) || echo "bench: npm run build failed; udptun scenario will fail" >&2
+    fi
+  fi
+fi
+
+# ------------------------------------------------------------ plan
+PROGRESS_DONE=0
+PROGRESS_TOTAL=0
+plan=()
+for s in "${SCEN[@]}"; do
+  kind=$s
+  n_specs=$(wc -w <<<"$(scenario_specs "$kind")")
+  n_dirs=$(wc -w <<<"$DIRS")
+  reps=1
+  [[ $s == udptun ]] && reps=${#UDPTUN_LABELS[@]}
+  PROGRESS_TOTAL=$((PROGRESS_TOTAL + n_specs * n_dirs * RUNS * reps))
+  plan+=("$s: $(scenario_specs "$kind" | sed 's/@0/@flood/g') x {$DIRS} x $RUNS runs$([[ $reps -gt 1 ]] && echo " x $reps variants")")
+done
+est=$(((PROGRESS_TOTAL * (TIME * 10 + 4) + 599) / 600))
+{
+  echo "bench plan: $PROGRESS_TOTAL iperf3 tests of ${TIME}s, about $est min (prefix $PREFIX)"
+  for p in "${plan[@]}"; do echo "  $p"; done
+  if has_scen udptun; then
+    for i in "${!UDPTUN_LABELS[@]}"; do echo "  ${UDPTUN_LABELS[$i]}: fragment ${UDPTUN_FRAGS[$i]}"; done
+  fi
+} >&2
+((DRY_RUN)) && exit 0
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR="$OUT_DIR/runs/$STAMP-$PREFIX"
+mkdir -p "$RUN_DIR/iperf" || die "cannot create $RUN_DIR"
+: >"$RUN_DIR/records.ndjson"
+variant_args=()
+for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
+has_scen udptun || variant_args=()
+"$UDPTUN_NODE" -e '
+  const [started, runs, time, rates, dirs, prefix, only, underlay, full, unode, ...v] = process.argv.slice(1);
+  const variants = [];
+  for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
+  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), dirs: dirs.split(" "),
+    prefix, scenarios: only.split(","), underlay_offloads: underlay, full: full === "1",
+    topology: { underlay_a: "198.18.0.1/24 fd18::1/64", underlay_b: "198.18.0.2/24 fd18::2/64",
+      veth_scenario: "veth MTU 1420, TSO/GSO/GRO off",
+      tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
+    udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants };
+  console.log(JSON.stringify(meta, null, 2));' \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
+  "$FULL" "$UDPTUN_NODE" "${variant_args[@]}" >"$RUN_DIR/meta.json" || die "cannot write meta.json"
+
+topo_install_trap
+SECONDS=0
+failed=()
+for s in "${SCEN[@]}"; do
+  case $s in
+    veth) scenario_veth || failed+=(veth) ;;
+    veth-tso) scenario_veth_tso || failed+=(veth-tso) ;;
+    wireguard-go) scenario_wireguard_go || failed+=(wireguard-go) ;;
+    ceiling-c) scenario_ceiling_c || failed+=(ceiling-c) ;;
+    udptun)
+      for i in "${!UDPTUN_LABELS[@]}"; do
+        scenario_udptun "${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}" || failed+=("${UDPTUN_LABELS[$i]}")
+      done ;;
+  esac
+done
+echo "bench: measured in ${SECONDS}s; raw results in $RUN_DIR" >&2
+[[ ${#failed[@]} -gt 0 ]] && echo "bench: scenarios with failures: ${failed[*]}" >&2
+
+"$NODE" "$BENCH_DIR/lib/report.mjs" --report "$RUN_DIR" --json "$RUN_DIR/results.json" \
+  --svg "$RUN_DIR/results.svg" --text "$RUN_DIR/results.txt"
+cp "$RUN_DIR/results.json" "$OUT_DIR/latest.json"
+[[ -f $RUN_DIR/results.svg ]] && cp "$RUN_DIR/results.svg" "$OUT_DIR/latest.svg"
+cp "$RUN_DIR/results.txt" "$OUT_DIR/latest.txt"
+echo "bench: wrote $OUT_DIR/latest.json, latest.svg, latest.txt" >&2
+[[ ${#failed[@]} -eq 0 ]]

@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// udptun run --config FILE   start the tunnel
+// udptun check --config FILE validate the config and print what it would do
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import { loadConfig } from "./config/load.ts";
+import type { Config } from "./config/schema.ts";
+import { ConfigError } from "./config/validate.ts";
+import { formatPrefix } from "./net/address.ts";
+import { createLogger } from "./telemetry/log.ts";
+import { Telemetry } from "./telemetry/metrics.ts";
+import { startMetricsServer } from "./telemetry/server.ts";
+import type { MetricsServer } from "./telemetry/server.ts";
+import { Forwarder } from "./tunnel/forwarder.ts";
+import { summarize } from "./tunnel/summary.ts";
+
+const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN_CONFIG)
+       udptun check --config FILE   validate FILE and print the resulting setup
+       udptun --version`;
+
+/** Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or config. */
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+const STOP_DEADLINE_MS = 1500;
+
+function version(): string {
+  // src/cli.ts sits one level below package.json; dist/src/cli.js two.
+  const rel = import.meta.url.includes("/dist/src/") ? "../../package.json" : "../package.json";
+  const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8"));
+  return String(pkg.version);
+}
+
+function configSummary(c: Config): object {
+  return {
+    device: { name: c.device.name, mtu: c.device.mtu, address: c.device.addresses.map(formatPrefix) },
+    listen: `${c.listen.host}:${c.listen.port}`,
+    metrics: `${c.metrics.host}:${c.metrics.port}`,
+    peers: c.peers.map((p) => ({ name: p.name, endpoint: `${p.endpoint.host}:${p.endpoint.port}`, allowedIps: p.allowedIps.map(formatPrefix) })),
+    pools: c.pools,
+  };
+}
+
+function parseArgs(argv: string[]): { cmd: string; config: string | undefined } {
+  const [cmd = "", ...rest] = argv;
+  let config = process.env.UDPTUN_CONFIG;
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === "--config" || rest[i] === "-c") config = rest[++i];
+    else if (rest[i].startsWith("--config=")) config = rest[i].slice(9);
+    else throw new ConfigError(rest[i], "unknown argument\n" + USAGE);
+  }
+  return { cmd, config };
+}
+
+async function run(config: Config, ver: string): Promise<void> {
+  const log = createLogger(config.log.level);
+  const telemetry = new Telemetry(ver);
+  let fwd: Forwarder | null = null;
+  let server: MetricsServer | null = null;
+  let stopping = false;
+
+  const stop = async (code: number, why: string, err?: Error): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    if (err) log.error({ err }, why);
+    else log.info({ reason: why }, "stopping");
+    // A hard deadline: whatever hangs, the process still leaves within it.
+    setTimeout(() => process.exit(code), STOP_DEADLINE_MS).unref();
+    fwd?.stop();
+    if (fwd) log.info({ final: summarize(fwd), deviceRemoved: fwd.tun.created }, "stopped");
+    await Promise.allSettled([server?.close(), telemetry.shutdown()]);
+    process.exit(code);
+  };
+
+  process.on("SIGINT", () => void stop(0, "SIGINT"));
+  process.on("SIGTERM", () => void stop(0, "SIGTERM"));
+  process.on("uncaughtException", (err) => void stop(EXIT_RUNTIME, "uncaught exception", err));
+
+  try {
+    // The metrics port first: if it is taken we stop before creating anything.
+    server = await startMetricsServer(config.metrics, telemetry.exporter, () => fwd !== null && !stopping);
+    fwd = new Forwarder({
+      config, log,
+      onAllocate: (pool, d) => telemetry.onAllocate(pool, d),
+      onFatal: (err) => void stop(EXIT_RUNTIME, "forwarding failed", err),
+    });
+    telemetry.observe(fwd);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, "cannot start");
+    await server?.close();
+    process.exit(EXIT_RUNTIME);
+  }
+  log.info({ version: ver, node: process.version, config: configSummary(config), listen: fwd.localEndpoint, metrics: server.address, deviceCreated: fwd.tun.created }, "udptun started");
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv[0] === "--version" || argv[0] === "-v") {
+    console.log(version());
+    return;
+  }
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    console.log(USAGE);
+    return;
+  }
+  let cmd: string;
+  let config: Config;
+  try {
+    const args = parseArgs(argv);
+    cmd = args.cmd;
+    if (cmd !== "run" && cmd !== "check") throw new ConfigError(cmd, `unknown command\n${USAGE}`);
+    if (!args.config) throw new ConfigError("--config", "missing (give --config FILE or set UDPTUN_CONFIG)");
+    config = loadConfig(args.config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`udptun: invalid configuration: ${err.message}`);
+    process.exit(EXIT_USAGE);
+  }
+  if (cmd === "check") {
+    console.log(JSON.stringify(configSummary(config), null, 2));
+    console.log("config ok");
+    return;
+  }
+  await run(config, version());
+}
+
+await main();

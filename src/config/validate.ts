@@ -1,0 +1,151 @@
+// Turns untrusted JSON into a Config, or throws a ConfigError that names the field and
+// the value. Nothing here touches the system.
+import { networkOf, parseHostPort, parseIp, parsePrefix, formatPrefix } from "../net/address.ts";
+import type { HostPort, IpAddress, Prefix } from "../net/address.ts";
+import { DEFAULTS, LOG_LEVELS } from "./schema.ts";
+import type { Config, LogLevel, PeerConfig } from "./schema.ts";
+
+export class ConfigError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+function object(v: unknown, field: string, keys: string[]): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(field, `expected an object, got ${show(v)}`);
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k)) throw new ConfigError(field ? `${field}.${k}` : k, `unknown field (expected one of: ${keys.join(", ")})`);
+  }
+  return v as Obj;
+}
+
+function string(v: unknown, field: string): string {
+  if (typeof v !== "string" || v.length === 0) throw new ConfigError(field, `expected a non-empty string, got ${show(v)}`);
+  return v;
+}
+
+function integer(v: unknown, field: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(field, `expected an integer from ${min} to ${max}, got ${show(v)}`);
+  }
+  return v;
+}
+
+function stringList(v: unknown, field: string): string[] {
+  if (typeof v === "string") return [v];
+  if (!Array.isArray(v) || v.length === 0) throw new ConfigError(field, `expected a string or a non-empty list of strings, got ${show(v)}`);
+  return v.map((x, i) => string(x, `${field}[${i}]`));
+}
+
+function hostPort(v: unknown, field: string): HostPort {
+  const s = string(v, field);
+  const hp = parseHostPort(s);
+  if (!hp) throw new ConfigError(field, `${show(s)} is not host:port (e.g. 192.0.2.1:51820, [2001:db8::1]:51820, peer-b:51820)`);
+  if (hp.port === 0) throw new ConfigError(field, `${show(s)}: port 0 is not allowed`);
+  return hp;
+}
+
+function ipLiteral(hp: HostPort, raw: unknown, field: string): IpAddress {
+  const ip = parseIp(hp.host);
+  if (!ip) throw new ConfigError(field, `${show(raw)}: the host must be an IP address here, not a name`);
+  return ip;
+}
+
+function prefix(v: unknown, field: string): Prefix {
+  const s = string(v, field);
+  const p = parsePrefix(s);
+  if (!p) throw new ConfigError(field, `${show(s)} is not an IP prefix (a.b.c.d/len or x:x::x/len)`);
+  return p;
+}
+
+function deviceName(v: unknown, field: string): string {
+  const s = string(v, field);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s) || s === "." || s === "..") {
+    throw new ConfigError(field, `${show(s)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  }
+  return s;
+}
+
+export function validateConfig(raw: unknown): Config {
+  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools"]);
+
+  const dev = object(top.device, "device", ["name", "address", "mtu"]);
+  const addresses = stringList(dev.address, "device.address").map((a, i) => {
+    const p = prefix(a, `device.address[${i}]`);
+    if (!a.includes("/")) throw new ConfigError(`device.address[${i}]`, `${show(a)} needs a prefix length (e.g. 10.77.0.1/24)`);
+    return p;
+  });
+  const mtu = dev.mtu === undefined ? DEFAULTS.mtu : integer(dev.mtu, "device.mtu", 576, 9000);
+  if (mtu < 1280 && addresses.some((a) => a.family === 6)) {
+    throw new ConfigError("device.mtu", `${mtu} is below 1280, the IPv6 minimum, and device.address has an IPv6 address`);
+  }
+  const device = { name: deviceName(dev.name, "device.name"), addresses, mtu };
+
+  const listenRaw = top.listen ?? DEFAULTS.listen;
+  const listenHp = hostPort(listenRaw, "listen");
+  const listen = { ...listenHp, ip: ipLiteral(listenHp, listenRaw, "listen") };
+  const dualStack = listen.ip.family === 6 && listen.ip.bytes.every((b) => b === 0);
+
+  if (!Array.isArray(top.peers) || top.peers.length === 0) {
+    throw new ConfigError("peers", `expected a non-empty list of peers, got ${show(top.peers)}`);
+  }
+  const names = new Set<string>();
+  const routed = new Map<string, string>();
+  const peers: PeerConfig[] = top.peers.map((p, i) => {
+    const f = `peers[${i}]`;
+    const o = object(p, f, ["name", "endpoint", "allowedIps"]);
+    const name = string(o.name, `${f}.name`);
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw new ConfigError(`${f}.name`, `${show(name)} must be 1-64 of A-Z a-z 0-9 _ . : -`);
+    if (names.has(name)) throw new ConfigError(`${f}.name`, `${show(name)} is used by an earlier peer`);
+    names.add(name);
+    const endpoint = hostPort(o.endpoint, `${f}.endpoint`);
+    const epIp = parseIp(endpoint.host);
+    if (epIp && epIp.family !== listen.ip.family && !dualStack) {
+      throw new ConfigError(`${f}.endpoint`, `${show(o.endpoint)} is IPv${epIp.family} but listen ${show(listenRaw)} is IPv${listen.ip.family} (listen on [::] for both)`);
+    }
+    const allowedIps = stringList(o.allowedIps, `${f}.allowedIps`).map((s, j) => {
+      const net = networkOf(prefix(s, `${f}.allowedIps[${j}]`));
+      const key = formatPrefix(net);
+      const owner = routed.get(key);
+      if (owner !== undefined) throw new ConfigError(`${f}.allowedIps[${j}]`, `${show(s)} is already routed to peer ${show(owner)}`);
+      routed.set(key, name);
+      return net;
+    });
+    return { name, endpoint, allowedIps };
+  });
+
+  const met = top.metrics === undefined ? {} : object(top.metrics, "metrics", ["listen"]);
+  const metrics = hostPort(met.listen ?? DEFAULTS.metricsListen, "metrics.listen");
+
+  const logo = top.log === undefined ? {} : object(top.log, "log", ["level"]);
+  const level = (logo.level ?? DEFAULTS.logLevel) as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError("log.level", `${show(logo.level)} is not one of ${LOG_LEVELS.join(", ")}`);
+
+  const so = top.socket === undefined ? {} : object(top.socket, "socket", ["receiveBuffer", "sendBuffer"]);
+  const socket = {
+    receiveBuffer: so.receiveBuffer === undefined ? DEFAULTS.receiveBuffer : integer(so.receiveBuffer, "socket.receiveBuffer", 4096, 1 << 30),
+    sendBuffer: so.sendBuffer === undefined ? DEFAULTS.sendBuffer : integer(so.sendBuffer, "socket.sendBuffer", 4096, 1 << 30),
+  };
+
+  const po = top.pools === undefined ? {} : object(top.pools, "pools", ["deviceCapacity", "networkCapacity"]);
+  const pools = {
+    deviceCapacity: po.deviceCapacity === undefined ? DEFAULTS.poolCapacity : integer(po.deviceCapacity, "pools.deviceCapacity", 128, 1 << 16),
+    networkCapacity: po.networkCapacity === undefined ? DEFAULTS.poolCapacity : integer(po.networkCapacity, "pools.networkCapacity", 128, 1 << 16),
+  };
+
+  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools });
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v) && !ArrayBuffer.isView(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}

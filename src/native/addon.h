@@ -1,0 +1,59 @@
+/* Shared helpers for the udptun addon. The addon owns file descriptors, syscalls and
+ * batching only; every policy decision (routing, validation, drops) is made in JS. */
+#ifndef UDPTUN_ADDON_H
+#define UDPTUN_ADDON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <node_api.h>
+
+/* Endpoint encoding shared with src/native/endpoint.ts:
+ * [0] family (4 or 6), [1] 0, [2..3] port (big endian), [4..19] address (IPv4 in 4..7). */
+#define ENDPOINT_BYTES 20
+
+/* A batch never exceeds this many packets; JS sizes its batch arrays to it. */
+#define MAX_BATCH 256
+
+#define CHECK(call)                                                         \
+  do {                                                                      \
+    if ((call) != napi_ok) {                                                \
+      napi_throw_error(env, "EINTERNAL", "udptun addon: " #call " failed"); \
+      return NULL;                                                          \
+    }                                                                       \
+  } while (0)
+
+napi_value throw_errno(napi_env env, int err, const char *what);
+int arg_int32(napi_env env, napi_value v, int32_t *out);
+/* Byte view of a Buffer/Uint8Array (or any typed array): pointer and length in bytes. */
+int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len);
+/* Int32Array view: pointer and element count. */
+int arg_i32s(napi_env env, napi_value v, int32_t **data, size_t *len);
+napi_value make_int32(napi_env env, int32_t v);
+
+/* One batch over a pooled slab: packet i lives at slab[offs[i] .. offs[i] + lens[i]). */
+typedef struct {
+  uint8_t *slab;
+  size_t slab_len;
+  int32_t *offs;
+  int32_t *lens;
+  uint32_t count;
+} batch_t;
+
+/* Reads (slab, offs, lens, count) from argv[first..first+3] and bounds-checks every
+ * packet against the slab (lens[i] is the capacity on reads, the length on writes). */
+int arg_batch(napi_env env, napi_value *argv, batch_t *b);
+
+napi_value poll_start(napi_env env, napi_callback_info info);
+napi_value poll_set(napi_env env, napi_callback_info info);
+napi_value poll_stop(napi_env env, napi_callback_info info);
+napi_value tun_open(napi_env env, napi_callback_info info);
+napi_value tun_read(napi_env env, napi_callback_info info);
+napi_value tun_write(napi_env env, napi_callback_info info);
+napi_value udp_open(napi_env env, napi_callback_info info);
+napi_value udp_recv(napi_env env, napi_callback_info info);
+napi_value udp_send(napi_env env, napi_callback_info info);
+napi_value fd_close(napi_env env, napi_callback_info info);
+
+#endif

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "udptun",
+      "sources": ["udptun.c", "poll.c", "tun.c", "udp.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

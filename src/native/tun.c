@@ -1,0 +1,89 @@
+/* Linux TUN device: open or attach by name, read packets into pooled buffers until
+ * EAGAIN, write a batch back. One packet per read()/write(): the TUN fd has no batch call. */
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include "addon.h"
+
+/* tunOpen(name) -> { fd, name } */
+napi_value tun_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len;
+  napi_value argv[1], out, v;
+  char name[IFNAMSIZ];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
+    return throw_errno(env, EINVAL, "tunOpen(name)");
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "TUNSETIFF");
+  }
+  /* Offload settings survive on a persistent device: clear them, or the kernel hands us
+   * packets with partial checksums that nothing downstream completes. */
+  if (ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "TUNSETOFFLOAD");
+  }
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, fd, &v));
+  CHECK(napi_set_named_property(env, out, "fd", v));
+  CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, out, "name", v));
+  return out;
+}
+
+/* tunRead(fd, slab, offs, lens, count) -> n. lens[i] holds the room at offs[i] on entry and
+ * the packet length on return. Stops at EAGAIN; an error after some packets is left for
+ * the next call to report. */
+napi_value tun_read(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fd;
+  batch_t b;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || !arg_int32(env, argv[0], &fd)) return throw_errno(env, EINVAL, "tunRead");
+  if (!arg_batch(env, argv + 1, &b)) return NULL;
+  uint32_t n = 0;
+  while (n < b.count) {
+    ssize_t r = read(fd, b.slab + b.offs[n], (size_t)b.lens[n]);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || n > 0) break;
+      return throw_errno(env, errno, "read tun");
+    }
+    b.lens[n++] = (int32_t)r;
+  }
+  return make_int32(env, (int32_t)n);
+}
+
+/* tunWrite(fd, slab, offs, lens, count, status) -> packets written. status[i] is 0 or -errno. */
+napi_value tun_write(napi_env env, napi_callback_info info) {
+  size_t argc = 6, nstatus;
+  napi_value argv[6];
+  int32_t fd, *status;
+  batch_t b;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6 || !arg_int32(env, argv[0], &fd)) return throw_errno(env, EINVAL, "tunWrite");
+  if (!arg_batch(env, argv + 1, &b)) return NULL;
+  if (!arg_i32s(env, argv[5], &status, &nstatus) || nstatus < b.count)
+    return throw_errno(env, EINVAL, "tunWrite status");
+  int32_t ok = 0;
+  for (uint32_t i = 0; i < b.count; i++) {
+    ssize_t r;
+    do r = write(fd, b.slab + b.offs[i], (size_t)b.lens[i]);
+    while (r < 0 && errno == EINTR);
+    status[i] = r < 0 ? -errno : 0;
+    if (r >= 0) ok++;
+  }
+  return make_int32(env, ok);
+}

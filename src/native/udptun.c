@@ -1,0 +1,126 @@
+/* Module entry and the argument helpers every file shares. */
+#include <stdio.h>
+#include <unistd.h>
+#include "addon.h"
+
+napi_value throw_errno(napi_env env, int err, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  const char *code = "EUNKNOWN";
+  switch (err) {
+    case EACCES: code = "EACCES"; break;
+    case EPERM: code = "EPERM"; break;
+    case EBUSY: code = "EBUSY"; break;
+    case EINVAL: code = "EINVAL"; break;
+    case ENOENT: code = "ENOENT"; break;
+    case ENODEV: code = "ENODEV"; break;
+    case EADDRINUSE: code = "EADDRINUSE"; break;
+    case EADDRNOTAVAIL: code = "EADDRNOTAVAIL"; break;
+    case EAFNOSUPPORT: code = "EAFNOSUPPORT"; break;
+    case EBADF: code = "EBADF"; break;
+    case EBADFD: code = "EBADFD"; break;
+    case EIO: code = "EIO"; break;
+    case ENOBUFS: code = "ENOBUFS"; break;
+    case ENOMEM: code = "ENOMEM"; break;
+    case EFAULT: code = "EFAULT"; break;
+    default: break;
+  }
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+int arg_int32(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *ptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok)
+    return 0;
+  size_t elem = 1;
+  switch (type) {
+    case napi_int16_array: case napi_uint16_array: elem = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: elem = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+    default: break;
+  }
+  *data = ptr;
+  *len = length * elem;
+  return 1;
+}
+
+int arg_i32s(napi_env env, napi_value v, int32_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *ptr;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok ||
+      type != napi_int32_array)
+    return 0;
+  *data = ptr;
+  *len = length;
+  return 1;
+}
+
+napi_value make_int32(napi_env env, int32_t v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+int arg_batch(napi_env env, napi_value *argv, batch_t *b) {
+  size_t noffs, nlens;
+  int32_t count;
+  if (!arg_bytes(env, argv[0], &b->slab, &b->slab_len) || !arg_i32s(env, argv[1], &b->offs, &noffs) ||
+      !arg_i32s(env, argv[2], &b->lens, &nlens) || !arg_int32(env, argv[3], &count)) {
+    napi_throw_type_error(env, "EINVAL", "batch: expected (slab, Int32Array offs, Int32Array lens, count)");
+    return 0;
+  }
+  if (count < 0 || count > MAX_BATCH || (size_t)count > noffs || (size_t)count > nlens) {
+    napi_throw_range_error(env, "EINVAL", "batch: count out of range");
+    return 0;
+  }
+  for (int32_t i = 0; i < count; i++) {
+    if (b->offs[i] < 0 || b->lens[i] < 0 || (size_t)b->offs[i] + (size_t)b->lens[i] > b->slab_len) {
+      napi_throw_range_error(env, "EINVAL", "batch: packet outside the slab");
+      return 0;
+    }
+  }
+  b->count = (uint32_t)count;
+  return 1;
+}
+
+napi_value fd_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !arg_int32(env, argv[0], &fd)) return throw_errno(env, EINVAL, "close");
+  if (close(fd) < 0) return throw_errno(env, errno, "close");
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
+    {"pollSet", NULL, poll_set, NULL, NULL, NULL, napi_default, NULL},
+    {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_default, NULL},
+    {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
+    {"tunRead", NULL, tun_read, NULL, NULL, NULL, napi_default, NULL},
+    {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_default, NULL},
+    {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
+    {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
+    {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value max;
+  napi_create_int32(env, MAX_BATCH, &max);
+  napi_set_named_property(env, exports, "MAX_BATCH", max);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

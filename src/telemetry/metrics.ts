@@ -1,0 +1,117 @@
+// The metric catalogue: every instrument udptun exports is declared in this file.
+// The data path keeps plain counters; the observable instruments read them when
+// Prometheus scrapes, so no OpenTelemetry call is made per packet.
+//
+//   udptun_buffer_count{udptun_buffer_pool_name, udptun_buffer_pool_buffer_size}  buffers allocated
+//   udptun_buffer_in_use{...same}          buffers pulled and not yet released
+//   udptun_buffer_capacity{...same}        the most buffers the pool may hold
+//   udptun_buffer_exhausted_total{...same} times a pull found the pool empty
+//   udptun_packets_total{path, peer}       packets forwarded (path: device_to_network | network_to_device)
+//   udptun_bytes_total{path, peer}         inner IP bytes forwarded
+//   udptun_drops_total{path, reason}       packets dropped, by reason (src/tunnel/drops.ts)
+//   udptun_keepalives_received_total{peer} keepalive messages received
+//   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
+import type { Attributes, Meter, UpDownCounter } from "@opentelemetry/api";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import type { BufferPool } from "../pool/buffer-pool.ts";
+import { DROP_LABELS } from "../tunnel/drops.ts";
+import type { Forwarder } from "../tunnel/forwarder.ts";
+
+export const PATH_DEVICE = "device_to_network";
+export const PATH_NETWORK = "network_to_device";
+
+export function poolAttributes(pool: BufferPool): Attributes {
+  return { "udptun.buffer.pool.name": pool.name, "udptun.buffer.pool.buffer_size": pool.bufferSize };
+}
+
+export class Telemetry {
+  readonly exporter: PrometheusExporter;
+  readonly provider: MeterProvider;
+  private readonly meter: Meter;
+  private readonly bufferCount: UpDownCounter;
+
+  constructor(version: string) {
+    // The exporter serves through our own HTTP server (server.ts), beside /healthz.
+    this.exporter = new PrometheusExporter({ preventServerStart: true });
+    this.provider = new MeterProvider({
+      resource: resourceFromAttributes({ "service.name": "udptun", "service.version": version }),
+      readers: [this.exporter],
+    });
+    this.meter = this.provider.getMeter("udptun", version);
+    this.bufferCount = this.meter.createUpDownCounter("udptun.buffer.count", {
+      description: "Buffers allocated by the pool.",
+      unit: "{buffers}",
+    });
+  }
+
+  /** The pool created (or, with a negative delta, freed) buffers. */
+  onAllocate(pool: BufferPool, delta: number): void {
+    this.bufferCount.add(delta, poolAttributes(pool));
+  }
+
+  /** Registers the observable instruments that read the forwarder's counters on scrape. */
+  observe(fwd: Forwarder): void {
+    const m = this.meter;
+    const pools = [fwd.devicePool, fwd.networkPool];
+    const inUse = m.createObservableUpDownCounter("udptun.buffer.in_use", {
+      description: "Buffers pulled from the pool and not yet released.",
+      unit: "{buffers}",
+    });
+    const capacity = m.createObservableGauge("udptun.buffer.capacity", {
+      description: "The most buffers the pool may hold.",
+      unit: "{buffers}",
+    });
+    const exhausted = m.createObservableCounter("udptun.buffer.exhausted", {
+      description: "Times a pull found the pool empty (the reader then backs off).",
+      unit: "{events}",
+    });
+    const packets = m.createObservableCounter("udptun.packets", {
+      description: "Packets forwarded, by path and peer.",
+      unit: "{packets}",
+    });
+    const bytes = m.createObservableCounter("udptun.bytes", {
+      description: "Inner IP bytes forwarded, by path and peer.",
+    });
+    const drops = m.createObservableCounter("udptun.drops", {
+      description: "Packets dropped, by path and reason.",
+      unit: "{packets}",
+    });
+    const keepalives = m.createObservableCounter("udptun.keepalives.received", {
+      description: "Keepalive messages received, by peer.",
+      unit: "{messages}",
+    });
+    const socketFull = m.createObservableCounter("udptun.socket_full", {
+      description: "Times the UDP socket's send buffer was full and TUN reads paused.",
+      unit: "{events}",
+    });
+    m.addBatchObservableCallback((r) => {
+      for (const p of pools) {
+        const a = poolAttributes(p);
+        r.observe(inUse, p.inUse, a);
+        r.observe(capacity, p.capacity, a);
+        r.observe(exhausted, p.exhausted, a);
+      }
+      for (const peer of fwd.peers.peers) {
+        const tx = { path: PATH_DEVICE, peer: peer.name };
+        const rx = { path: PATH_NETWORK, peer: peer.name };
+        r.observe(packets, peer.txPackets, tx);
+        r.observe(packets, peer.rxPackets, rx);
+        r.observe(bytes, peer.txBytes, tx);
+        r.observe(bytes, peer.rxBytes, rx);
+        r.observe(keepalives, peer.rxKeepalives, { peer: peer.name });
+      }
+      DROP_LABELS.forEach((reason, code) => {
+        r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason });
+        r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason });
+      });
+      r.observe(socketFull, fwd.socketFullEvents);
+    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull]);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.provider.shutdown();
+  }
+}
+

@@ -1,0 +1,24 @@
+// Batch sizes and buffer layout, in one place.
+import { HEADER_LEN } from "./header.ts";
+
+/** Packets per native call (one TUN read loop, one sendmmsg, one recvmmsg, one TUN write loop). */
+export const BATCH = 64;
+
+/** Batches drained per readiness wakeup before yielding to the event loop (fairness between
+ * the two paths; the watch is level-triggered, so anything left wakes us again). */
+export const ROUNDS_PER_WAKEUP = 8;
+
+/** Room in front of every packet: our 4-byte header now; a 16-byte transport header and a
+ * 10-byte virtio-net header later, so encapsulation never moves the packet. */
+export const HEADROOM = 64;
+
+/** Room behind every packet: a 16-byte authentication tag later. */
+export const TAILROOM = 16;
+
+/** Buffer size for a given device MTU, rounded to a cache line. */
+export function bufferSizeFor(mtu: number): number {
+  return Math.ceil((HEADROOM + mtu + TAILROOM) / 64) * 64;
+}
+
+/** Where a datagram is received so that its inner packet lands exactly at HEADROOM. */
+export const DATAGRAM_START = HEADROOM - HEADER_LEN;

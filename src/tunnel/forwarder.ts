@@ -1,0 +1,168 @@
+// Wires one TUN device and one UDP socket to the two paths, over two pools, on Node's
+// event loop. Readiness comes from the addon's uv_poll watches; each wakeup drains a fd
+// in batches (device-path.ts, network-path.ts).
+import { lookup } from "node:dns/promises";
+import type { Logger } from "pino";
+import type { Config } from "../config/schema.ts";
+import { addon, READABLE, WRITABLE } from "../native/addon.ts";
+import { closeTun, openTun } from "../native/tun.ts";
+import type { TunDevice } from "../native/tun.ts";
+import { closeUdp, openUdp } from "../native/udp.ts";
+import type { UdpSocket } from "../native/udp.ts";
+import { encodeEndpoint, formatEndpoint, parseIp } from "../net/address.ts";
+import { BufferPool } from "../pool/buffer-pool.ts";
+import { bufferSizeFor, HEADROOM } from "./constants.ts";
+import { DevicePath } from "./device-path.ts";
+import { DROP_LABELS } from "./drops.ts";
+import { NetworkPath } from "./network-path.ts";
+import { Peer, PeerTable } from "./peers.ts";
+
+export interface ForwarderOptions {
+  config: Config;
+  log: Logger;
+  /** Told each time a pool creates buffers (feeds the allocated-buffers counter). */
+  onAllocate?: (pool: BufferPool, delta: number) => void;
+  /** Something broke that the forwarder cannot recover from (the device vanished...). */
+  onFatal: (err: Error) => void;
+  /** Pool misuse checks (tests). */
+  checkedPools?: boolean;
+}
+
+const RESOLVE_RETRY_MS = 5000;
+
+export class Forwarder {
+  readonly devicePool: BufferPool;
+  readonly networkPool: BufferPool;
+  readonly peers: PeerTable;
+  readonly tun: TunDevice;
+  readonly sock: UdpSocket;
+  readonly device: DevicePath;
+  readonly network: NetworkPath;
+  /** Times the UDP socket was full and TUN reads paused. */
+  socketFullEvents = 0;
+
+  private tunWatch: object | null = null;
+  private sockWatch: object | null = null;
+  private deviceReading = true;
+  private socketWritableWanted = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private readonly log: Logger;
+  private readonly onFatal: (err: Error) => void;
+
+  /** Opens the socket, then the device (so a taken port leaves no device behind), and starts. */
+  constructor(opts: ForwarderOptions) {
+    const { config, log } = opts;
+    this.log = log;
+    this.onFatal = opts.onFatal;
+    const size = bufferSizeFor(config.device.mtu);
+    const pool = (name: string, capacity: number): BufferPool => {
+      const p: BufferPool = new BufferPool({
+        name, bufferSize: size, capacity, headroom: HEADROOM, checked: opts.checkedPools,
+        onAllocate: (d) => opts.onAllocate?.(p, d),
+      });
+      return p;
+    };
+    this.devicePool = pool("device", config.pools.deviceCapacity);
+    this.networkPool = pool("network", config.pools.networkCapacity);
+    this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
+
+    const { ip, port } = config.listen;
+    this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
+    try {
+      this.tun = openTun(config.device.name, config.device.mtu, config.device.addresses);
+    } catch (err) {
+      closeUdp(this.sock);
+      throw err;
+    }
+
+    const firstDrop = (path: string) => (reason: number, detail: string) =>
+      log.warn({ path, reason: DROP_LABELS[reason], detail }, "first drop for this reason; further ones are only counted");
+    this.device = new DevicePath(this.tun, this.sock, this.devicePool, this.peers, {
+      setDeviceReads: (on) => this.setDeviceReads(on),
+      setSocketWritable: (on) => this.setSocketWritable(on),
+      firstDrop: firstDrop("device_to_network"),
+    });
+    this.network = new NetworkPath(this.sock, this.tun, this.networkPool, this.peers, {
+      firstDrop: firstDrop("network_to_device"),
+    });
+
+    config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
+    this.tunWatch = addon.pollStart(this.tun.fd, READABLE, (status) => this.guard(() => {
+      if (status < 0) throw new Error(`TUN device ${this.tun.name}: poll error (was the device deleted?)`);
+      this.device.onReadable();
+    }));
+    this.sockWatch = addon.pollStart(this.sock.fd, READABLE, (status, events) => this.guard(() => {
+      if (status < 0) throw new Error("UDP socket: poll error");
+      if (events & WRITABLE) this.device.onWritable();
+      if (events & READABLE) this.network.onReadable();
+    }));
+  }
+
+  get localEndpoint(): string {
+    return formatEndpoint(this.sock.endpoint);
+  }
+
+  /** Stops reading, drops what is still queued, returns every buffer and closes the fds. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    if (this.tunWatch) addon.pollStop(this.tunWatch);
+    if (this.sockWatch) addon.pollStop(this.sockWatch);
+    this.tunWatch = this.sockWatch = null;
+    this.device.discard();
+    closeTun(this.tun);
+    closeUdp(this.sock);
+  }
+
+  private guard(fn: () => void): void {
+    if (this.stopped) return;
+    try {
+      fn();
+    } catch (err) {
+      this.onFatal(err as Error);
+    }
+  }
+
+  private setDeviceReads(on: boolean): void {
+    if (on === this.deviceReading || !this.tunWatch) return;
+    this.deviceReading = on;
+    if (!on) this.socketFullEvents++;
+    addon.pollSet(this.tunWatch, on ? READABLE : 0);
+  }
+
+  private setSocketWritable(on: boolean): void {
+    if (on === this.socketWritableWanted || !this.sockWatch) return;
+    this.socketWritableWanted = on;
+    addon.pollSet(this.sockWatch, on ? READABLE | WRITABLE : READABLE);
+  }
+
+  /** IP literals take effect at once; names resolve in the background, retried until they do. */
+  private resolve(peer: Peer, host: string, port: number): void {
+    const literal = parseIp(host);
+    if (literal) {
+      this.peers.setEndpoint(peer, encodeEndpoint(literal, port));
+      return;
+    }
+    const family = this.sock.v6 ? 0 : 4;
+    lookup(host, { family }).then(
+      (res) => {
+        const ip = parseIp(res.address);
+        if (this.stopped || !ip) return;
+        this.peers.setEndpoint(peer, encodeEndpoint(ip, port));
+        this.log.info({ peer: peer.name, host, endpoint: formatEndpoint(peer.endpoint!) }, "peer endpoint resolved");
+      },
+      (err: Error) => {
+        if (this.stopped) return;
+        this.log.warn({ peer: peer.name, host, err: err.message }, `peer endpoint did not resolve; retrying in ${RESOLVE_RETRY_MS / 1000}s`);
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          this.resolve(peer, host, port);
+        }, RESOLVE_RETRY_MS);
+        t.unref();
+        this.timers.add(t);
+      },
+    );
+  }
+}

@@ -1,0 +1,51 @@
+// Inner IP packet checks and address offsets. Every function reads straight from the
+// pool slab at an offset, allocates nothing, and returns a drop code or -1 for "fine".
+import { Drop } from "./drops.ts";
+
+export const IPV4_SRC = 12;
+export const IPV4_DST = 16;
+export const IPV6_SRC = 8;
+export const IPV6_DST = 24;
+
+/** Checks version, header length and total length against the bytes we hold. -1 if sound. */
+export function checkPacket(b: Uint8Array, off: number, len: number, mtu: number): number {
+  if (len > mtu) return Drop.Oversize;
+  if (len < 1) return Drop.MalformedIp;
+  const version = b[off] >> 4;
+  if (version === 4) {
+    if (len < 20) return Drop.MalformedIp;
+    const ihl = (b[off] & 0x0f) << 2;
+    const total = (b[off + 2] << 8) | b[off + 3];
+    if (ihl < 20 || total < ihl || total !== len) return Drop.MalformedIp;
+    if (ipv4HeaderSum(b, off, ihl) !== 0xffff) return Drop.BadChecksum;
+    return -1;
+  }
+  if (version === 6) {
+    if (len < 40) return Drop.MalformedIp;
+    // A zero payload length means a jumbogram, which cannot fit an MTU we allow.
+    if (((b[off + 4] << 8) | b[off + 5]) + 40 !== len) return Drop.MalformedIp;
+    return -1;
+  }
+  return Drop.MalformedIp;
+}
+
+/** One's complement sum of an IPv4 header; 0xffff when the checksum field is right. */
+export function ipv4HeaderSum(b: Uint8Array, off: number, ihl: number): number {
+  let sum = 0;
+  for (let i = 0; i < ihl; i += 2) sum += (b[off + i] << 8) | b[off + i + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+/** Offset of the destination address, or -1 if the packet is too short to have one. */
+export function destinationOffset(b: Uint8Array, off: number, len: number): number {
+  const version = b[off] >> 4;
+  if (version === 4 && len >= 20) return off + IPV4_DST;
+  if (version === 6 && len >= 40) return off + IPV6_DST;
+  return -1;
+}
+
+/** Offset of the source address of a packet that passed checkPacket. */
+export function sourceOffset(b: Uint8Array, off: number): number {
+  return b[off] >> 4 === 4 ? off + IPV4_SRC : off + IPV6_SRC;
+}
