@@ -37,11 +37,23 @@ mkdir -p "$UDPTUN_CACHE_DIR"
 # --- 3. debian:bookworm-slim ---------------------------------------------------------
 ROOTFS_TAR="$UDPTUN_CACHE_DIR/debian-$UDPTUN_DEBIAN_SUITE-minbase-slim.tar"
 
+ROOTFS_WORK=
+cleanup_rootfs() {
+  [ -n "$ROOTFS_WORK" ] && [ -d "$ROOTFS_WORK" ] || return 0
+  local m
+  # Anything debootstrap or we left mounted inside (proc, sys, ...), deepest first.
+  for m in $(awk -v d="$ROOTFS_WORK/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$ROOTFS_WORK"
+  ROOTFS_WORK=
+}
+
 make_rootfs() {
   local dir
   dir="$(mktemp -d "$UDPTUN_CACHE_DIR/rootfs.XXXXXX")"
-  # shellcheck disable=SC2064
-  trap "rm -rf '$dir'" RETURN
+  ROOTFS_WORK="$dir"
+  trap cleanup_rootfs EXIT
   log "debootstrap --variant=minbase $UDPTUN_DEBIAN_SUITE (about 30 s)"
   # Keep docs, man pages and locales out, as the official -slim images do (dpkg excludes).
   mkdir -p "$dir/etc/dpkg/dpkg.cfg.d"
@@ -89,17 +101,31 @@ CFG
   printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
   chmod 0755 "$dir/usr/sbin/policy-rc.d"
 
+  # Security and point updates in the base, so that images built on it do not each carry
+  # their own upgraded copy of libssl3 and friends.
+  log "apt-get upgrade inside the rootfs (security + updates)"
+  cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  mount -t proc proc "$dir/proc"
+  if ! chroot "$dir" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -y -qq upgrade' \
+      >>"$UDPTUN_CACHE_DIR/debootstrap.log" 2>&1; then
+    umount "$dir/proc"
+    tail -n 20 "$UDPTUN_CACHE_DIR/debootstrap.log" >&2
+    die "apt-get upgrade in the rootfs failed"
+  fi
+  umount "$dir/proc"
+
   # Remove what the dpkg excludes would have kept out, and every cache.
   find "$dir/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   find "$dir/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$dir"/usr/share/{man,groff,info,lintian,linda,locale}/* \
     "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/* "$dir"/var/cache/debconf/*-old \
-    "$dir"/var/log/* "$dir"/tmp/* "$dir"/var/tmp/*
+    "$dir"/var/lib/dpkg/*-old "$dir"/var/log/* "$dir"/tmp/* "$dir"/var/tmp/*
   : >"$dir/etc/hostname"
   : >"$dir/etc/resolv.conf"
 
   tar --numeric-owner -C "$dir" -cf "$ROOTFS_TAR.tmp" .
   mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+  cleanup_rootfs
   log "rootfs cached: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1))"
 }
 

@@ -35,6 +35,14 @@ dev_pkts() {
   ip netns exec "$ns" sh -c 'd=/sys/class/net/$0/statistics; echo $(cat $d/rx_packets) $(cat $d/tx_packets)' "$dev" 2>/dev/null
 }
 
+# host-wide CPU ticks from /proc/stat: "user nice system idle iowait irq softirq steal"
+host_ticks() {
+  local l
+  read -r l </proc/stat
+  set -- $l
+  echo "$2 $3 $4 $5 $6 $7 $8 $9"
+}
+
 # wait until something listens on TCP port $2 inside namespace $1
 wait_listen() {
   local ns=$1 port=$2 i
@@ -87,10 +95,13 @@ measure_one() {
   local ca0 cb0 da0 db0 ca1 cb1 da1 db1 t0 t1 rc
   ca0=$(cpu_ticks "$SC_PID_A"); cb0=$(cpu_ticks "$SC_PID_B")
   da0=$(dev_pkts "$SC_NS_A" "$SC_DEV"); db0=$(dev_pkts "$SC_NS_B" "$SC_DEV")
+  local h0 h1
+  h0=$(host_ticks)
   t0=$(date +%s%N)
   timeout -k 3 $((TIME + 30)) ip netns exec "$SC_NS_A" iperf3 "${args[@]}" >"$out" 2>"$err"
   rc=$?
   t1=$(date +%s%N)
+  h1=$(host_ticks)
   ca1=$(cpu_ticks "$SC_PID_A"); cb1=$(cpu_ticks "$SC_PID_B")
   da1=$(dev_pkts "$SC_NS_A" "$SC_DEV"); db1=$(dev_pkts "$SC_NS_B" "$SC_DEV")
   # the one-off server exits after the test; make sure it is gone
@@ -104,16 +115,18 @@ measure_one() {
   if [[ -n $SC_PID_B ]] && ! kill -0 "$SC_PID_B" 2>/dev/null; then alive=false; fi
 
   local a0=($da0) a1=($da1) b0=($db0) b1=($db1)
+  local hv0=($h0) hv1=($h1) k host=""
+  for k in 0 1 2 3 4 5 6 7; do host+="${host:+,}$((hv1[k] - hv0[k]))"; done
   local variant=${SC_VARIANT:-}
   variant=${variant//\\/\\\\}; variant=${variant//\"/\\\"}
-  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s},"dev_b":{"rx":%s,"tx":%s},"forwarders_alive":%s}\n' \
+  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s},"dev_b":{"rx":%s,"tx":%s},"forwarders_alive":%s,"host_ticks":[%s]}\n' \
     "$SC_LABEL" "$SC_KIND" "$variant" "$spec" "$proto" "$fam" "$rate" "$dir" "$run" "$TIME" "$(jnum "$udp_len")" "$SC_MTU" \
     "iperf/$name.json" "$rc" "$((t1 - t0))" "$CLK_TCK" \
     "$(jnum "$([[ -n $ca0 && -n $ca1 ]] && echo $((ca1 - ca0)))")" \
     "$(jnum "$([[ -n $cb0 && -n $cb1 ]] && echo $((cb1 - cb0)))")" \
     "$(jnum "$([[ -n $da1 ]] && echo $((a1[0] - a0[0])))")" "$(jnum "$([[ -n $da1 ]] && echo $((a1[1] - a0[1])))")" \
     "$(jnum "$([[ -n $db1 ]] && echo $((b1[0] - b0[0])))")" "$(jnum "$([[ -n $db1 ]] && echo $((b1[1] - b0[1])))")" \
-    "$alive" >>"$RUN_DIR/records.ndjson"
+    "$alive" "$host" >>"$RUN_DIR/records.ndjson"
 
   PROGRESS_DONE=$((PROGRESS_DONE + 1))
   local summary

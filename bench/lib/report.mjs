@@ -99,6 +99,19 @@ function analyse(runDir, rec) {
     const meanCpu = cpu.reduce((s, x) => s + x, 0) / cpu.length;
     out.cpu_us_per_delivered_pkt = out.delivered_packets ? (meanCpu * 1e6) / out.delivered_packets : null;
   }
+  if (Array.isArray(rec.host_ticks) && rec.host_ticks.length >= 8) {
+    // /proc/stat cpu line: user nice system idle iowait irq softirq steal (all cores)
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = rec.host_ticks;
+    const total = user + nice + system + idle + iowait + irq + softirq + steal;
+    if (total > 0) {
+      out.host = {
+        busy_pct: (100 * (total - idle - iowait)) / total,
+        softirq_pct: (100 * softirq) / total,
+        system_pct: (100 * system) / total,
+        user_pct: (100 * (user + nice)) / total,
+      };
+    }
+  }
   if (rec.forwarders_alive === false) {
     out.ok = false;
     out.error = (out.error ? out.error + '; ' : '') + 'forwarder died';
@@ -199,6 +212,8 @@ function aggregate(analysed) {
       cpu_pct_a: stats(good.map((r) => r.forwarders?.a?.cpu_pct)),
       cpu_pct_b: stats(good.map((r) => r.forwarders?.b?.cpu_pct)),
       loss_pct: stats(good.map((r) => r.loss_pct)),
+      host_busy_pct: stats(good.map((r) => r.host?.busy_pct)),
+      host_softirq_pct: stats(good.map((r) => r.host?.softirq_pct)),
       retransmits: stats(good.map((r) => r.retransmits)),
       errors: runs.filter((r) => r.error).map((r) => `run ${r.run}: ${r.error}`),
     });
@@ -227,7 +242,7 @@ function aggregate(analysed) {
 
 // ------------------------------------------------------------ table
 function table(rows, meta, mach) {
-  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'loss%', 'retr'];
+  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'host busy/sirq%', 'loss%', 'retr'];
   const lines = [];
   lines.push(
     `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  ` +
@@ -261,6 +276,7 @@ function table(rows, meta, mach) {
       fmt(r.cpu_us_per_pkt?.median, 2),
       fmt(r.cpu_us_per_delivered_pkt?.median, 2),
       r.cpu_pct_a ? `${fmt(r.cpu_pct_a.median, 0)}/${fmt(r.cpu_pct_b?.median, 0)}` : '',
+      r.host_busy_pct ? `${fmt(r.host_busy_pct.median, 0)}/${fmt(r.host_softirq_pct?.median, 0)}` : '',
       r.proto === 'udp' ? fmt(r.loss_pct?.median, 1) : '',
       r.proto === 'tcp' ? fmt(r.retransmits?.median, 0) : '',
     ]);
@@ -273,7 +289,10 @@ function table(rows, meta, mach) {
   );
   lines.push(
     'us/pkt/fwd: forwarder CPU (utime+stime) per packet it moved (TUN device counters, ACKs included), ' +
-      'mean of A and B. us/dlv-pkt: mean forwarder CPU per delivered data packet.',
+      'mean of A and B. us/dlv-pkt: mean forwarder CPU per delivered data packet. fwd CPU%: % of one core.',
+  );
+  lines.push(
+    'host busy/sirq%: whole machine (all cores) busy and softirq share during the test (softirq time is not charged to any process).',
   );
   return lines.join('\n');
 }
@@ -417,6 +436,7 @@ if (argv[0] === '--report') {
       udp: 'datagram length = MTU - 28 (IPv4); offered rate iperf3 -b (0 = flood); delivered packets = sum_received.bytes / length',
       cpu_us_per_pkt: 'forwarder utime+stime (/proc/PID/stat, all threads) / packets moved through its TUN device (rx+tx counters, ACKs included), mean of both forwarders',
       cpu_us_per_delivered_pkt: 'mean forwarder CPU / data packets delivered to the receiver (TCP: bytes/(MTU-IP header-32))',
+      host: '/proc/stat cpu line over the test: busy = 1 - (idle+iowait)/total, softirq share; all cores',
       ratios: 'x_veth and x_wireguard_go: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
     },
     results: rows,

@@ -16,7 +16,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import type { BufferPool } from "../pool/buffer-pool.ts";
-import { DROP_LABELS } from "../tunnel/drops.ts";
+import { DEVICE_PATH_DROPS, DROP_LABELS, NETWORK_PATH_DROPS } from "../tunnel/drops.ts";
 import type { Forwarder } from "../tunnel/forwarder.ts";
 
 export const PATH_DEVICE = "device_to_network";
@@ -102,10 +102,8 @@ export class Telemetry {
         r.observe(bytes, peer.rxBytes, rx);
         r.observe(keepalives, peer.rxKeepalives, { peer: peer.name });
       }
-      DROP_LABELS.forEach((reason, code) => {
-        r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason });
-        r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason });
-      });
+      for (const code of DEVICE_PATH_DROPS) r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason: DROP_LABELS[code] });
+      for (const code of NETWORK_PATH_DROPS) r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason: DROP_LABELS[code] });
       r.observe(socketFull, fwd.socketFullEvents);
     }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull]);
   }

@@ -39,6 +39,15 @@ export const DROP_LABELS = [
   "bad_checksum", "source_not_allowed", "tun_write_error", "no_route", "no_endpoint", "send_error", "shutdown",
 ] as const;
 
+/** The reasons each path can produce: only these are exported, so no series is always zero. */
+export const DEVICE_PATH_DROPS: readonly number[] = [
+  Drop.MalformedIp, Drop.NoRoute, Drop.NoEndpoint, Drop.SendError, Drop.Shutdown,
+];
+export const NETWORK_PATH_DROPS: readonly number[] = [
+  Drop.UnknownPeer, Drop.Truncated, Drop.Oversize, Drop.BadVersion, Drop.BadType, Drop.BadHeader,
+  Drop.MalformedIp, Drop.BadChecksum, Drop.SourceNotAllowed, Drop.TunWriteError,
+];
+
 export function newDropCounters(): Float64Array {
   return new Float64Array(DROP_LABELS.length);
 }

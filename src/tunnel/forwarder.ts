@@ -76,15 +76,17 @@ export class Forwarder {
       throw err;
     }
 
-    const firstDrop = (path: string) => (reason: number, detail: string) =>
-      log.warn({ path, reason: DROP_LABELS[reason], detail }, "first drop for this reason; further ones are only counted");
+    // Device-path drops are routine (multicast with no route); network-path ones mean a
+    // misconfigured or hostile sender, worth a warning.
+    const firstDrop = (path: string, level: "info" | "warn") => (reason: number, detail: string) =>
+      log[level]({ path, reason: DROP_LABELS[reason], detail }, "first drop for this reason; further ones are only counted");
     this.device = new DevicePath(this.tun, this.sock, this.devicePool, this.peers, {
       setDeviceReads: (on) => this.setDeviceReads(on),
       setSocketWritable: (on) => this.setSocketWritable(on),
-      firstDrop: firstDrop("device_to_network"),
+      firstDrop: firstDrop("device_to_network", "info"),
     });
     this.network = new NetworkPath(this.sock, this.tun, this.networkPool, this.peers, {
-      firstDrop: firstDrop("network_to_device"),
+      firstDrop: firstDrop("network_to_device", "warn"),
     });
 
     config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
