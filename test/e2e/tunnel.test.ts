@@ -1,0 +1,169 @@
+// End to end: two udptun processes joined over a bridge in network namespaces, real
+// ping and iperf3 through the tunnel, a real Prometheus scraping both, a stranger
+// sending junk, and a clean SIGTERM. Needs root, iproute2, iperf3, prometheus, curl.
+import t from "tap";
+import { Lab } from "./lib/netns.ts";
+import type { Host } from "./lib/netns.ts";
+import { must, run, start } from "./lib/proc.ts";
+import { query, startPrometheus, waitUntil } from "./lib/prometheus.ts";
+import type { Prometheus } from "./lib/prometheus.ts";
+import { NODE, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
+import type { Instance } from "./lib/udptun.ts";
+import { BATCH } from "../../src/tunnel/constants.ts";
+
+const lab = new Lab();
+let hostA: Host, hostB: Host, stranger: Host;
+let a: Instance, b: Instance;
+let prom: Prometheus;
+
+t.before(async () => {
+  await lab.up();
+  hostA = await lab.addHost("a", 1);
+  hostB = await lab.addHost("b", 2);
+  stranger = await lab.addHost("x", 3);
+  const monitor = await lab.addressHub(254);
+  const ends = [{ name: "a", host: hostA, n: 1 }, { name: "b", host: hostB, n: 2 }];
+  a = await startInstance(lab, hostA, "a", tunnelConfig(ends[0], [ends[1]]));
+  b = await startInstance(lab, hostB, "b", tunnelConfig(ends[1], [ends[0]]));
+  prom = await startPrometheus(lab, lab.hub, `${monitor}:9090`, [`${hostA.ip4}:9464`, `${hostB.ip4}:9464`]);
+  const iperf = start(...lab.exec(hostB, "iperf3", ["-s", "--forceflush"]));
+  await iperf.waitFor(/Server listening/);
+});
+
+t.teardown(async () => {
+  for (const inst of [a, b]) if (inst && inst.daemon.child.exitCode === null) inst.daemon.child.kill("SIGKILL");
+  prom?.daemon.child.kill("SIGKILL");
+  await lab.destroy();
+});
+
+const ping = (from: Host, to: string, v6 = false) =>
+  run(...lab.exec(from, "ping", [...(v6 ? ["-6"] : []), "-c", "3", "-i", "0.2", "-W", "2", to]));
+
+t.test("ping crosses the tunnel both ways, IPv4 and IPv6", async (t) => {
+  for (const [from, to, v6] of [[hostA, "10.77.0.2", false], [hostB, "10.77.0.1", false], [hostA, "fd77::2", true], [hostB, "fd77::1", true]] as const) {
+    const r = await ping(from, to, v6);
+    t.equal(r.code, 0, `ping ${from.ns} -> ${to}`);
+    t.match(r.stdout, /3 received/);
+  }
+});
+
+interface IperfResult { bps: number; lostPercent: number; retransmits: number }
+
+async function iperf(args: string[], seconds: number): Promise<IperfResult> {
+  const out = await must(...lab.exec(hostA, "iperf3", ["-J", "-t", String(seconds), ...args]), (seconds + 20) * 1000);
+  const end = JSON.parse(out).end;
+  const recv = end.sum_received ?? end.sum;
+  return {
+    bps: recv.bits_per_second,
+    lostPercent: end.sum?.lost_percent ?? 0,
+    retransmits: end.sum_sent?.retransmits ?? 0,
+  };
+}
+
+// Floors far below what the tunnel does (1-2 Gbit/s here), so they fail on breakage, not on a busy machine.
+const TCP_FLOOR = 100e6;
+
+t.test("iperf3 TCP through the tunnel, both directions, IPv4 and IPv6", async (t) => {
+  for (const [label, args] of [
+    ["A->B v4", ["-c", "10.77.0.2"]], ["B->A v4", ["-c", "10.77.0.2", "-R"]],
+    ["A->B v6", ["-c", "fd77::2"]], ["B->A v6", ["-c", "fd77::2", "-R"]],
+  ] as const) {
+    const r = await iperf([...args], 3);
+    t.ok(r.bps > TCP_FLOOR, `${label}: ${(r.bps / 1e9).toFixed(2)} Gbit/s > ${TCP_FLOOR / 1e6} Mbit/s`);
+  }
+});
+
+t.test("iperf3 UDP through the tunnel, both directions", async (t) => {
+  for (const [label, args] of [["A->B", ["-c", "10.77.0.2"]], ["B->A", ["-c", "10.77.0.2", "-R"]]] as const) {
+    const r = await iperf(["-u", "-b", "200M", "-l", "1300", ...args], 3);
+    t.ok(r.bps > 150e6, `${label}: goodput ${(r.bps / 1e6).toFixed(0)} Mbit/s of 200 offered`);
+    t.ok(r.lostPercent < 5, `${label}: loss ${r.lostPercent.toFixed(2)}% < 5%`);
+  }
+});
+
+t.test("30 s of TCP: pools stay bounded by one batch and every buffer comes back", async (t) => {
+  const r = await iperf(["-c", "10.77.0.2", "-P", "2"], 30);
+  t.ok(r.bps > TCP_FLOOR, `A->B: ${(r.bps / 1e9).toFixed(2)} Gbit/s over 30 s`);
+  for (const inst of [a, b]) {
+    const m = await scrape(lab, inst);
+    for (const pool of ["device", "network"]) {
+      const labels = { udptun_buffer_pool_name: pool };
+      const allocated = sum(m, "udptun_buffer_count", labels);
+      t.ok(allocated > 0 && allocated <= BATCH, `${inst.host.ns} ${pool}: ${allocated} allocated, bound ${BATCH}`);
+      t.equal(sum(m, "udptun_buffer_in_use", labels), 0, `${inst.host.ns} ${pool}: none in use once traffic stops`);
+    }
+    t.ok(sum(m, "udptun_packets_total", { path: "device_to_network" }) > 100_000, `${inst.host.ns} sent packets`);
+    t.ok(sum(m, "udptun_packets_total", { path: "network_to_device" }) > 100_000, `${inst.host.ns} received packets`);
+  }
+});
+
+t.test("datagrams from a stranger are dropped, counted, answered with nothing", async (t) => {
+  const before = sum(await scrape(lab, a), "udptun_drops_total", { path: "network_to_device", reason: "unknown_peer" });
+  const count = 500;
+  // A well-formed udptun data message carrying a ping, from an address that is no peer.
+  const sender = `
+    const s = require("node:dgram").createSocket("udp4");
+    const msg = Buffer.from("1100000045000054000040004001000ac0a80003" + "0a4d0001" + "00".repeat(64), "hex");
+    let n = 0; s.bind(40000, () => { const go = () => { if (n++ === ${count}) return s.close(); s.send(msg, 51820, "${hostA.ip4}", go); }; go(); });
+    s.on("message", () => { console.log("REPLY"); process.exitCode = 3; });
+    setTimeout(() => s.close(), 1500).unref();`;
+  const r = await run(...lab.exec(stranger, NODE, ["-e", sender]), { timeoutMs: 15_000 });
+  t.equal(r.code, 0, "sender ran");
+  t.notMatch(r.stdout, /REPLY/, "no reply to the stranger");
+  await waitUntil(async () => sum(await scrape(lab, a), "udptun_drops_total", { reason: "unknown_peer" }) >= before + count, 5000);
+  const after = sum(await scrape(lab, a), "udptun_drops_total", { path: "network_to_device", reason: "unknown_peer" });
+  t.equal(after - before, count, "every junk datagram counted under unknown_peer");
+  t.equal(a.daemon.child.exitCode, null, "udptun still running");
+  t.equal((await ping(hostA, "10.77.0.2")).code, 0, "and still forwarding");
+  t.match(a.daemon.output(), /"reason":"unknown_peer"/, "first unknown-peer drop logged");
+});
+
+t.test("Prometheus scrapes both instances: pool series and packet counters", async (t) => {
+  const targets = [`${hostA.ip4}:9464`, `${hostB.ip4}:9464`];
+  await waitUntil(async () => (await query(lab, prom, "up == 1")).length === 2, 20_000);
+  // Wait for a scrape that saw the traffic above, then check every series through the API.
+  await waitUntil(async () => (await query(lab, prom, "udptun_packets_total > 1000")).length >= 4, 20_000);
+  const pools = await query(lab, prom, "udptun_buffer_count");
+  for (const instance of targets) {
+    for (const pool of ["device", "network"]) {
+      const s = pools.find((x) => x.metric.instance === instance && x.metric.udptun_buffer_pool_name === pool);
+      t.ok(s, `udptun_buffer_count{instance=${instance}, pool=${pool}} exists`);
+      t.equal(s?.metric.udptun_buffer_pool_buffer_size, "1536", "tagged with the buffer size");
+      t.ok(Number(s?.value[1]) > 0, "and counts allocated buffers");
+    }
+    const inUse = await query(lab, prom, `udptun_buffer_in_use{instance="${instance}"}`);
+    t.equal(inUse.length, 2, `${instance}: in-use series for both pools`);
+    for (const path of ["device_to_network", "network_to_device"]) {
+      const p = await query(lab, prom, `sum(udptun_packets_total{instance="${instance}", path="${path}"})`);
+      t.ok(Number(p[0]?.value[1]) > 100_000, `${instance} ${path}: packets counted (${p[0]?.value[1]})`);
+    }
+  }
+  const drops = await query(lab, prom, `udptun_drops_total{instance="${targets[0]}", reason="unknown_peer"}`);
+  t.ok(Number(drops[0]?.value[1]) >= 500, "the stranger's drops are visible in Prometheus");
+});
+
+t.test("SIGTERM: exit 0 quickly, every buffer returned, device removed", async (t) => {
+  for (const inst of [a, b]) {
+    const { code, ms } = await stopInstance(inst);
+    t.equal(code, 0, `${inst.host.ns} exit code`);
+    t.ok(ms < 2000, `${inst.host.ns} stopped in ${ms.toFixed(0)} ms`);
+    const final = inst.daemon.output().split("\n").find((l) => l.includes('"msg":"stopped"'));
+    t.ok(final, "final counters logged");
+    const pools = JSON.parse(final ?? "{}").final?.pools;
+    t.equal(pools?.device.inUse, 0, "device pool: all returned");
+    t.equal(pools?.network.inUse, 0, "network pool: all returned");
+    const links = await must(...lab.exec(inst.host, "ip", ["-o", "link"]));
+    t.notMatch(links, /udptun0/, "the device it created is gone");
+  }
+});
+
+t.test("a bad config stops before touching the system", async (t) => {
+  const bad = tunnelConfig({ host: hostA, n: 1 }, [{ name: "b", host: hostB, n: 2 }]) as { device: { mtu: number } };
+  bad.device.mtu = 99999;
+  const { writeConfig, CLI } = await import("./lib/udptun.ts");
+  const file = writeConfig("bad", bad);
+  const r = await run(...lab.exec(hostA, NODE, [CLI, "run", "--config", file]), { timeoutMs: 15_000 });
+  t.equal(r.code, 2, "exit code 2");
+  t.match(r.stderr, /device\.mtu: .*99999/, "names the field and the value");
+  t.notMatch(await must(...lab.exec(hostA, "ip", ["-o", "link"])), /udptun0/, "no device created");
+});
