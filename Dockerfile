@@ -35,7 +35,12 @@ FROM ${NODE_IMAGE} AS prod-deps
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# Type declarations, source maps and docs are never loaded at run time (about 9 MB).
+RUN set -eux; \
+    npm ci --omit=dev --ignore-scripts; \
+    npm cache clean --force; \
+    find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+      -o -name '*.map' -o -name '*.md' -o -name '*.markdown' \) -delete
 
 # ---- runtime -----------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -43,7 +48,8 @@ FROM ${NODE_IMAGE} AS runtime
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends iproute2; \
-    rm -rf /var/lib/apt/lists/*
+    rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
+      /var/cache/debconf/*-old /var/lib/dpkg/*-old
 WORKDIR /app
 ENV NODE_ENV=production \
     UDPTUN_CONFIG=/etc/udptun/config.json \

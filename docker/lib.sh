@@ -145,3 +145,79 @@ stop_dockerd() {
     rm -f "$UDPTUN_STATE_DIR/ip_forward.before"
   fi
 }
+
+# Build the udptun runtime image from the repo's Dockerfile (BuildKit, layer cache kept).
+build_app_image() {
+  local version revision created
+  version="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$UDPTUN_REPO_DIR/package.json" | head -n1)"
+  revision="$(git -C "$UDPTUN_REPO_DIR" rev-parse HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$UDPTUN_REPO_DIR" status --porcelain 2>/dev/null | head -n1)" ]; then
+    revision="$revision-dirty"
+  fi
+  # The commit's date, not now: an unchanged tree rebuilds to the same image.
+  created="$(git -C "$UDPTUN_REPO_DIR" log -1 --format=%cI 2>/dev/null || echo unknown)"
+  log "building $UDPTUN_IMAGE from $UDPTUN_REPO_DIR/Dockerfile"
+  local out
+  out="$(mktemp)"
+  if ! docker_cmd build --progress=plain -t "$UDPTUN_IMAGE" \
+      --build-arg "VERSION=${version:-0.0.0}" --build-arg "REVISION=$revision" \
+      --build-arg "CREATED=$created" "$UDPTUN_REPO_DIR" >"$out" 2>&1; then
+    tail -n 40 "$out" >&2
+    rm -f "$out"
+    return 1
+  fi
+  rm -f "$out"
+}
+
+container_of() { compose ps -q "$1" 2>/dev/null; }
+
+health_of() {
+  local id
+  id="$(container_of "$1")"
+  [ -n "$id" ] || { echo missing; return; }
+  docker_cmd inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing
+}
+
+peers_healthy() { [ "$(health_of peer-a)" = healthy ] && [ "$(health_of peer-b)" = healthy ]; }
+
+iperf3_server_listening() {
+  local id
+  id="$(container_of iperf3-server)"
+  [ -n "$id" ] && [ "$(docker_cmd inspect -f '{{.State.Running}}' "$id" 2>/dev/null)" = true ] &&
+    docker_cmd logs "$id" 2>&1 | grep -q 'Server listening'
+}
+
+# Bring the stack up (peers, iperf3 server, Prometheus) and wait until peers are healthy and
+# the iperf3 server listens.
+stack_up() {
+  log "docker-compose up -d"
+  compose up -d --no-build >/dev/null
+  if ! wait_for "${UDPTUN_WAIT_TIMEOUT:-90}" 0.5 "peer-a and peer-b healthy" peers_healthy; then
+    log "peer-a: $(health_of peer-a), peer-b: $(health_of peer-b)"
+    compose logs --tail=30 peer-a peer-b >&2 || true
+    return 1
+  fi
+  log "peer-a and peer-b are healthy"
+  if ! wait_for 30 0.5 "iperf3 server listening on 10.77.0.2" iperf3_server_listening; then
+    compose logs --tail=30 iperf3-server >&2 || true
+    return 1
+  fi
+}
+
+# Prometheus HTTP API instant query; prints the JSON answer.
+prom_query() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$UDPTUN_PROMETHEUS_PORT/api/v1/query" \
+    --data-urlencode "query=$1"
+}
+
+# The number of series an instant query returns (0 when Prometheus does not answer).
+prom_count() {
+  prom_query "$1" 2>/dev/null | jq -r 'if .status == "success" then (.data.result | length) else 0 end' 2>/dev/null || echo 0
+}
+
+# Compose down: containers, networks, volumes (images are kept as cache).
+stack_down() {
+  log "docker-compose down -v"
+  compose --profile tools down -v --remove-orphans --timeout 10 >/dev/null 2>&1 ||
+    compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+}

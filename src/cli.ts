@@ -2,7 +2,6 @@
 // udptun run --config FILE   start the tunnel
 // udptun check --config FILE validate the config and print what it would do
 import { readFileSync } from "node:fs";
-import type { Logger } from "pino";
 import { loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { ConfigError } from "./config/validate.ts";

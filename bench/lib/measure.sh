@@ -28,11 +28,29 @@ cpu_ticks() {
   echo $((a[11] + a[12]))
 }
 
-# "rx tx" packet counters of a device inside a namespace
-dev_pkts() {
-  local ns=$1 dev=$2
-  [[ -n $dev ]] || { echo ""; return; }
-  ip netns exec "$ns" sh -c 'd=/sys/class/net/$0/statistics; echo $(cat $d/rx_packets) $(cat $d/tx_packets)' "$dev" 2>/dev/null
+# counters inside a namespace: "rx tx tx_dropped" of the forwarder's device
+# (tx = packets the forwarder read from the TUN, rx = packets it wrote,
+# tx_dropped = packets the TUN dropped because the forwarder did not read in
+# time), then "udp_rcvbuf_errors udp_sndbuf_errors" of the namespace (all its
+# UDP sockets). Device fields are "- - -" when there is no device.
+ns_counters() {
+  local ns=$1 dev=${2:-}
+  ip netns exec "$ns" sh -c '
+    if [ -n "$0" ] && [ -d /sys/class/net/$0 ]; then
+      d=/sys/class/net/$0/statistics
+      printf "%s %s %s " $(cat $d/rx_packets) $(cat $d/tx_packets) $(cat $d/tx_dropped)
+    else
+      printf -- "- - - "
+    fi
+    awk "/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) k[\$i] = i; h = 1 } else { print \$k[\"RcvbufErrors\"], \$k[\"SndbufErrors\"] } }" /proc/net/snmp
+  ' "$dev" 2>/dev/null
+}
+
+# d1 - d0 for field i of two ns_counters lines, or null
+ctr_delta() {
+  local i=$1 a b
+  read -r -a a <<<"$2"; read -r -a b <<<"$3"
+  if [[ ${a[i]:-} =~ ^[0-9]+$ && ${b[i]:-} =~ ^[0-9]+$ ]]; then echo $((b[i] - a[i])); else echo null; fi
 }
 
 # host-wide CPU ticks from /proc/stat: "user nice system idle iowait irq softirq steal"
@@ -94,7 +112,7 @@ measure_one() {
 
   local ca0 cb0 da0 db0 ca1 cb1 da1 db1 t0 t1 rc
   ca0=$(cpu_ticks "$SC_PID_A"); cb0=$(cpu_ticks "$SC_PID_B")
-  da0=$(dev_pkts "$SC_NS_A" "$SC_DEV"); db0=$(dev_pkts "$SC_NS_B" "$SC_DEV")
+  da0=$(ns_counters "$SC_NS_A" "$SC_DEV"); db0=$(ns_counters "$SC_NS_B" "$SC_DEV")
   local h0 h1
   h0=$(host_ticks)
   t0=$(date +%s%N)
@@ -103,7 +121,7 @@ measure_one() {
   t1=$(date +%s%N)
   h1=$(host_ticks)
   ca1=$(cpu_ticks "$SC_PID_A"); cb1=$(cpu_ticks "$SC_PID_B")
-  da1=$(dev_pkts "$SC_NS_A" "$SC_DEV"); db1=$(dev_pkts "$SC_NS_B" "$SC_DEV")
+  da1=$(ns_counters "$SC_NS_A" "$SC_DEV"); db1=$(ns_counters "$SC_NS_B" "$SC_DEV")
   # the one-off server exits after the test; make sure it is gone
   local i
   for ((i = 0; i < 40; i++)); do kill -0 "$spid" 2>/dev/null || break; sleep 0.05; done
@@ -114,18 +132,19 @@ measure_one() {
   if [[ -n $SC_PID_A ]] && ! kill -0 "$SC_PID_A" 2>/dev/null; then alive=false; fi
   if [[ -n $SC_PID_B ]] && ! kill -0 "$SC_PID_B" 2>/dev/null; then alive=false; fi
 
-  local a0=($da0) a1=($da1) b0=($db0) b1=($db1)
   local hv0=($h0) hv1=($h1) k host=""
   for k in 0 1 2 3 4 5 6 7; do host+="${host:+,}$((hv1[k] - hv0[k]))"; done
   local variant=${SC_VARIANT:-}
   variant=${variant//\\/\\\\}; variant=${variant//\"/\\\"}
-  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s},"dev_b":{"rx":%s,"tx":%s},"forwarders_alive":%s,"host_ticks":[%s]}\n' \
+  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s,"tx_dropped":%s},"dev_b":{"rx":%s,"tx":%s,"tx_dropped":%s},"udp_a":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"udp_b":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"forwarders_alive":%s,"host_ticks":[%s]}\n' \
     "$SC_LABEL" "$SC_KIND" "$variant" "$spec" "$proto" "$fam" "$rate" "$dir" "$run" "$TIME" "$(jnum "$udp_len")" "$SC_MTU" \
     "iperf/$name.json" "$rc" "$((t1 - t0))" "$CLK_TCK" \
     "$(jnum "$([[ -n $ca0 && -n $ca1 ]] && echo $((ca1 - ca0)))")" \
     "$(jnum "$([[ -n $cb0 && -n $cb1 ]] && echo $((cb1 - cb0)))")" \
-    "$(jnum "$([[ -n $da1 ]] && echo $((a1[0] - a0[0])))")" "$(jnum "$([[ -n $da1 ]] && echo $((a1[1] - a0[1])))")" \
-    "$(jnum "$([[ -n $db1 ]] && echo $((b1[0] - b0[0])))")" "$(jnum "$([[ -n $db1 ]] && echo $((b1[1] - b0[1])))")" \
+    "$(ctr_delta 0 "$da0" "$da1")" "$(ctr_delta 1 "$da0" "$da1")" "$(ctr_delta 2 "$da0" "$da1")" \
+    "$(ctr_delta 0 "$db0" "$db1")" "$(ctr_delta 1 "$db0" "$db1")" "$(ctr_delta 2 "$db0" "$db1")" \
+    "$(ctr_delta 3 "$da0" "$da1")" "$(ctr_delta 4 "$da0" "$da1")" \
+    "$(ctr_delta 3 "$db0" "$db1")" "$(ctr_delta 4 "$db0" "$db1")" \
     "$alive" "$host" >>"$RUN_DIR/records.ndjson"
 
   PROGRESS_DONE=$((PROGRESS_DONE + 1))

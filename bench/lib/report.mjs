@@ -99,6 +99,14 @@ function analyse(runDir, rec) {
     const meanCpu = cpu.reduce((s, x) => s + x, 0) / cpu.length;
     out.cpu_us_per_delivered_pkt = out.delivered_packets ? (meanCpu * 1e6) / out.delivered_packets : null;
   }
+  // where packets were dropped: TUN queue (forwarder did not read in time)
+  // and UDP receive/send buffer errors of each namespace (all its sockets)
+  const n = (x) => (typeof x === 'number' ? x : null);
+  out.drops = {
+    tun_queue_a: n(rec.dev_a?.tx_dropped), tun_queue_b: n(rec.dev_b?.tx_dropped),
+    udp_rcvbuf_a: n(rec.udp_a?.rcvbuf_errors), udp_rcvbuf_b: n(rec.udp_b?.rcvbuf_errors),
+    udp_sndbuf_a: n(rec.udp_a?.sndbuf_errors), udp_sndbuf_b: n(rec.udp_b?.sndbuf_errors),
+  };
   if (Array.isArray(rec.host_ticks) && rec.host_ticks.length >= 8) {
     // /proc/stat cpu line: user nice system idle iowait irq softirq steal (all cores)
     const [user, nice, system, idle, iowait, irq, softirq, steal] = rec.host_ticks;
@@ -137,6 +145,11 @@ if (argv[0] === '--one') {
     s += `  fwd CPU ${fmt(a.forwarders.a?.cpu_pct, 0)}%/${fmt(a.forwarders.b?.cpu_pct, 0)}%`;
     s += `  ${fmt(a.cpu_us_per_pkt, 2)} us/pkt`;
   }
+  if (a.host) s += `  host ${fmt(a.host.busy_pct, 0)}%`;
+  const d = a.drops ?? {};
+  const tq = (d.tun_queue_a ?? 0) + (d.tun_queue_b ?? 0);
+  const rb = (d.udp_rcvbuf_a ?? 0) + (d.udp_rcvbuf_b ?? 0);
+  if (tq || rb) s += `  drops tunq ${tq} rcvbuf ${rb}`;
   if (a.error) s += `  (${a.error})`;
   console.log(s);
   process.exit(0);
@@ -213,6 +226,8 @@ function aggregate(analysed) {
       cpu_pct_b: stats(good.map((r) => r.forwarders?.b?.cpu_pct)),
       loss_pct: stats(good.map((r) => r.loss_pct)),
       host_busy_pct: stats(good.map((r) => r.host?.busy_pct)),
+      drops_tun_queue: stats(good.map((r) => (r.drops.tun_queue_a ?? 0) + (r.drops.tun_queue_b ?? 0))),
+      drops_udp_rcvbuf: stats(good.map((r) => (r.drops.udp_rcvbuf_a ?? 0) + (r.drops.udp_rcvbuf_b ?? 0))),
       host_softirq_pct: stats(good.map((r) => r.host?.softirq_pct)),
       retransmits: stats(good.map((r) => r.retransmits)),
       errors: runs.filter((r) => r.error).map((r) => `run ${r.run}: ${r.error}`),

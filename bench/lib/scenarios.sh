@@ -88,8 +88,25 @@ check_paths() {
   return 0
 }
 
+# counters of both namespaces, for post-mortems (RUN_DIR/diag/)
+diag_dump() {
+  local side ns f
+  mkdir -p "$RUN_DIR/diag"
+  for side in a b; do
+    ns=$SC_NS_A; [[ $side == b ]] && ns=$SC_NS_B
+    [[ -n $ns ]] && topo_ns_exists "$ns" || continue
+    f="$RUN_DIR/diag/${SC_LABEL//[^A-Za-z0-9_.-]/_}.$side.txt"
+    {
+      echo "# ip -s -s link"; ip -n "$ns" -s -s link
+      echo "# /proc/net/snmp"; ip netns exec "$ns" cat /proc/net/snmp
+      echo "# /proc/net/netstat"; ip netns exec "$ns" cat /proc/net/netstat
+    } >"$f" 2>&1
+  done
+}
+
 finish_scenario() {
   local rc=$1
+  diag_dump
   [[ -n $SC_PID_A ]] && topo_kill "$SC_PID_A" 5
   [[ -n $SC_PID_B ]] && topo_kill "$SC_PID_B" 5
   topo_destroy "$PREFIX"

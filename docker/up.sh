@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# make docker-up: base images, the udptun image, then the compose stack (two peers, iperf3
+# server behind peer-b, Prometheus on 127.0.0.1:9090). Leaves it running; docker/down.sh
+# stops it.
+set -euo pipefail
+# shellcheck source=docker/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+"$UDPTUN_DOCKER_DIR/prepare-base.sh"
+build_app_image
+stack_up
+compose ps
+cat <<MSG
+udptun stack is up:
+  tunnel      peer-a 10.77.0.1 <-> peer-b 10.77.0.2 (udptun0, MTU 1420) over 172.30.77.0/24
+  iperf3      docker/iperf.sh            (TCP, 10 s; extra args go to iperf3, e.g. -u -b 500M)
+  Prometheus  http://127.0.0.1:$UDPTUN_PROMETHEUS_PORT  (e.g. udptun_packets_total)
+  logs        docker-compose -f docker/docker-compose.yml -p $COMPOSE_PROJECT_NAME logs -f peer-a peer-b
+  tear down   docker/down.sh             (add --stop-daemon to stop a dockerd these scripts started)
+MSG
