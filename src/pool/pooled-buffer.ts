@@ -51,7 +51,7 @@ export class PooledBuffer {
   /** Moves the start n bytes left (adds n bytes in front) and returns the new start. */
   shiftStartLeft(n: number): number {
     this.pool.assertLive(this);
-    if (n > this.start) throw new RangeError(`no headroom for ${n} bytes (have ${this.start})`);
+    if (!(n >= 0 && n <= this.start)) throw new RangeError(`no headroom for ${n} bytes (have ${this.start})`);
     this.start -= n;
     return this.start;
   }
@@ -59,7 +59,7 @@ export class PooledBuffer {
   /** Moves the start n bytes right (drops n bytes from the front) and returns the new start. */
   shiftStartRight(n: number): number {
     this.pool.assertLive(this);
-    if (n > this.length) throw new RangeError(`cannot strip ${n} bytes from ${this.length}`);
+    if (!(n >= 0 && n <= this.length)) throw new RangeError(`cannot strip ${n} bytes from ${this.length}`);
     this.start += n;
     return this.start;
   }

@@ -256,7 +256,7 @@ t.test("encodeEndpoint / decodeEndpoint / formatEndpoint", (t) => {
   t.same([...d.ip.bytes], [198, 18, 0, 2], "decoded bytes are a copy, not a view of the batch");
 
   // Round trip over the text form for several endpoints.
-  for (const s of ["10.0.0.1:1", "255.255.255.255:65535", "[::]:51820", "[fe80::1:2]:8080", "[::ffff:102:304]:7"]) {
+  for (const s of ["10.0.0.1:1", "255.255.255.255:65535", "[::]:51820", "[fe80::1:2]:8080", "[::ffff:1.2.3.4]:7"]) {
     const hp = parseHostPort(s);
     if (!hp) {
       t.fail(`parseHostPort(${s})`);
@@ -265,4 +265,13 @@ t.test("encodeEndpoint / decodeEndpoint / formatEndpoint", (t) => {
     t.equal(formatEndpoint(encodeEndpoint(ip(hp.host), hp.port)), s, `round trip ${s}`);
   }
   t.end();
+});
+
+t.test("zone ids, IPv4 typos and bad labels are refused; mapped addresses print dotted", async (t) => {
+  t.equal(parseIp("fe80::1%eth0"), null, "a zone id cannot be kept in 16 bytes");
+  t.equal(parseHostPort("198.18.0.256:51820"), null, "an IPv4 typo is not a DNS name");
+  t.equal(parseHostPort("a..b:1"), null);
+  t.equal(parseHostPort("x-:1"), null);
+  t.same(parseHostPort("peer-b.example:51820"), { host: "peer-b.example", port: 51820 });
+  t.equal(formatIp(parseIp("::ffff:1.2.3.4")!), "::ffff:1.2.3.4");
 });

@@ -10,7 +10,7 @@ import {
   ipv4HeaderSum,
   sourceOffset,
 } from "../../src/tunnel/ip-packet.ts";
-import { Drop } from "../../src/tunnel/drops.ts";
+import { DEVICE_PATH_DROPS, DROP_LABELS, Drop, NETWORK_PATH_DROPS, newDropCounters } from "../../src/tunnel/drops.ts";
 
 const MTU = 1420;
 const OK = -1;
@@ -245,5 +245,22 @@ t.test("source and destination offsets", (t) => {
   t.equal(destinationOffset(p4, 0, 19), -1, "IPv4 too short for a destination");
   t.equal(destinationOffset(p6, 0, 39), -1, "IPv6 too short for a destination");
   t.equal(destinationOffset(Uint8Array.of(0x55, ...new Array<number>(40).fill(0)), 0, 41), -1, "not IPv4 or IPv6");
+  t.end();
+});
+
+t.test("drop codes index their metric labels", (t) => {
+  const entries = Object.entries(Drop);
+  t.equal(DROP_LABELS.length, entries.length, "one label per code");
+  t.equal(new Set(entries.map(([, code]) => code)).size, entries.length, "codes are distinct");
+  for (const [key, code] of entries) {
+    const snake = key.replace(/[A-Z]/g, (c, i: number) => (i > 0 ? "_" : "") + c.toLowerCase());
+    t.equal(DROP_LABELS[code], snake, `Drop.${key} -> ${snake}`);
+  }
+  const counters = newDropCounters();
+  t.equal(counters.length, entries.length);
+  t.ok(counters.every((x) => x === 0));
+  for (const code of [...DEVICE_PATH_DROPS, ...NETWORK_PATH_DROPS]) t.ok(code >= 0 && code < counters.length, `path drop ${code} is a valid code`);
+  t.ok(NETWORK_PATH_DROPS.includes(Drop.BadChecksum) && NETWORK_PATH_DROPS.includes(Drop.Oversize), "checkPacket's codes are counted on the network path");
+  t.ok(DEVICE_PATH_DROPS.includes(Drop.MalformedIp), "the device path counts malformed packets");
   t.end();
 });

@@ -155,3 +155,27 @@ t.test("endpoints set before the table is built are indexed", (t) => {
   t.equal(wrong, 0, "50 peers, each found by its endpoint and its allowed IPs only");
   t.end();
 });
+
+/** 32-bit FNV-1a over a 20-byte endpoint: the hash peers.ts documents for its index. */
+function fnv1a(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ENDPOINT_BYTES; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h >>> 0;
+}
+
+t.test("endpoints whose index hashes collide are told apart by their bytes", (t) => {
+  // Found by a birthday search over random 2001:db8::/32 addresses (port 51820).
+  const x = "[2001:db8:1dc4:c301:ea0c:f48f:89fc:77f9]:51820";
+  const y = "[2001:db8:ff6e:e828:b884:bea2:a149:92a6]:51820";
+  t.equal(fnv1a(ep(x)), fnv1a(ep(y)), "precondition: the two endpoints collide under FNV-1a");
+  t.not(x, y);
+
+  const only = new PeerTable([peer("x", ["fd77::10/128"], x)]);
+  t.equal(from(only, x), "x");
+  t.equal(from(only, y), null, "same hash, different address: no match");
+
+  const both = new PeerTable([peer("x", ["fd77::10/128"], x), peer("y", ["fd77::11/128"], y)]);
+  t.equal(from(both, x), "x");
+  t.equal(from(both, y), "y");
+  t.end();
+});

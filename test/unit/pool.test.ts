@@ -337,3 +337,21 @@ t.test("constructor rejects bad sizes and capacities", (t) => {
   t.equal(ok.checked, false, "unchecked by default");
   t.end();
 });
+
+t.test("negative or fractional sizes are refused", async (t) => {
+  const pool = mkPool();
+  const b = pull(pool);
+  t.throws(() => b.shiftStartRight(-100), RangeError, "a negative strip would reach the previous buffer");
+  t.throws(() => b.shiftStartLeft(-100), RangeError);
+  t.equal(b.start, HEADROOM, "start unchanged");
+  t.throws(() => mkPool({ headroom: -8 }), RangeError);
+  t.throws(() => mkPool({ headroom: 1.5 }), RangeError);
+  b.release();
+});
+
+t.test("misuse errors carry their class name", async (t) => {
+  const pool = mkPool();
+  const b = pull(pool);
+  b.release();
+  t.throws(() => b.release(), { name: "PoolMisuseError" });
+});
