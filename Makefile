@@ -53,22 +53,21 @@ bench: build ## benchmark against veth and wireguard-go (see bench/)
 	@echo "==> bench"
 	@bench/run.sh
 
-docker-build: ## build the runtime image (prepares local base images first)
-	@echo "==> docker build"
-	@docker/prepare-base.sh
-	@docker build -t udptun:latest .
+docker-build: ## build the runtime image udptun:latest (makes the local base images first)
+	@echo "==> docker build (local base images, then the Dockerfile)"
+	@docker/build.sh
 
-docker-up: docker-build ## compose stack: two peers, iperf3 server and client, Prometheus
+docker-up: ## compose stack: two peers, iperf3 server and client, Prometheus
 	@echo "==> docker-compose up"
-	@docker-compose -f docker/docker-compose.yml up -d
+	@docker/up.sh
 
 docker-iperf: ## iperf3 through the compose tunnel
 	@echo "==> iperf3 through the compose tunnel"
 	@docker/iperf.sh
 
-docker-down: ## stop and remove the compose stack
+docker-down: ## stop and remove the compose stack (and a dockerd we started)
 	@echo "==> docker-compose down"
-	@docker-compose -f docker/docker-compose.yml down -v
+	@docker/down.sh --stop-daemon
 
 docker-test: ## build, bring up, measure and tear down the Docker stack
 	@echo "==> docker test"

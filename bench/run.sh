@@ -37,6 +37,11 @@ usage: bench/run.sh [options]
                          --udptun-variant off='{}' --udptun-variant gso='{"x":1}'
   --underlay-offloads default|off
                          veth offloads under the tunnels (default: kernel default)
+  --pin-iperf C,S        pin the iperf3 client to CPU C and the server to CPU S
+                         (iperf3 -A); forwarders stay unpinned. Default: unpinned
+  --iperf-args "ARGS"    extra iperf3 client arguments (e.g. "-w 4M")
+  --wait-quiet S         before starting, wait up to S seconds for the machine to be
+                         quiet (other processes < 5% of the CPU); default 0 = only warn
   --prefix P             namespace prefix (default ubench): P-a, P-b
   --out DIR              results directory (default bench/results)
   --report DIR           only rebuild table/JSON/SVG from a raw run directory
@@ -59,6 +64,9 @@ UNDERLAY_OFFLOADS=default
 UDPTUN_BASE_FRAGMENT='{}'
 UDPTUN_VARIANTS=()
 REPORT_ONLY=
+PIN_IPERF=
+WAIT_QUIET=0
+IPERF_EXTRA=
 CLEANUP_ONLY=0
 INSTALL_DEPS=0
 DRY_RUN=0
@@ -78,6 +86,9 @@ while [[ $# -gt 0 ]]; do
     --udptun-config) need_arg "$@"; UDPTUN_BASE_FRAGMENT=$2; shift 2 ;;
     --udptun-variant) need_arg "$@"; UDPTUN_VARIANTS+=("$2"); shift 2 ;;
     --underlay-offloads) need_arg "$@"; UNDERLAY_OFFLOADS=$2; shift 2 ;;
+    --pin-iperf) need_arg "$@"; PIN_IPERF=$2; shift 2 ;;
+    --iperf-args) need_arg "$@"; IPERF_EXTRA=$2; shift 2 ;;
+    --wait-quiet) need_arg "$@"; WAIT_QUIET=$2; shift 2 ;;
     --prefix) need_arg "$@"; PREFIX=$2; shift 2 ;;
     --out) need_arg "$@"; OUT_DIR=$2; shift 2 ;;
     --report) need_arg "$@"; REPORT_ONLY=$2; shift 2 ;;
@@ -94,6 +105,8 @@ done
 [[ $PREFIX =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "--prefix: 1-10 chars [a-z0-9], starting with a letter"
 for r in $UDP_RATES; do [[ $r =~ ^[0-9.]+[kKmMgG]?$ ]] || die "bad UDP rate $r"; done
 for d in $DIRS; do [[ $d == fwd || $d == rev ]] || die "bad direction $d"; done
+[[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "--wait-quiet wants seconds"
+[[ -z $PIN_IPERF || $PIN_IPERF =~ ^[0-9]+,[0-9]+$ ]] || die "--pin-iperf wants C,S (CPU numbers)"
 case $UNDERLAY_OFFLOADS in default | off) ;; *) die "--underlay-offloads: default or off" ;; esac
 
 # Node: the repo's pinned Node 24 (node_modules/.bin/node) when installed, else PATH
@@ -207,18 +220,36 @@ variant_args=()
 for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
 has_scen udptun || variant_args=()
 "$UDPTUN_NODE" -e '
-  const [started, runs, time, rates, dirs, prefix, only, underlay, full, unode, ...v] = process.argv.slice(1);
+  const [started, runs, time, rates, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
   const variants = [];
   for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
   const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), dirs: dirs.split(" "),
     prefix, scenarios: only.split(","), underlay_offloads: underlay, full: full === "1",
+    pin_iperf: pin || null, iperf_extra_args: extra || null,
     topology: { underlay_a: "198.18.0.1/24 fd18::1/64", underlay_b: "198.18.0.2/24 fd18::2/64",
       veth_scenario: "veth MTU 1420, TSO/GSO/GRO off",
       tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
     udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants };
   console.log(JSON.stringify(meta, null, 2));' \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
-  "$FULL" "$UDPTUN_NODE" "${variant_args[@]}" >"$RUN_DIR/meta.json" || die "cannot write meta.json"
+  "$FULL" "$PIN_IPERF" "$IPERF_EXTRA" "$UDPTUN_NODE" "${variant_args[@]}" >"$RUN_DIR/meta.json" || die "cannot write meta.json"
+
+# is anything else using the machine? (results on a shared 2-core box are only
+# meaningful when it is quiet; every test also records this, see "other%")
+quiet_deadline=$((SECONDS + WAIT_QUIET))
+while :; do
+  read -r fp ftop <<<"$(foreign_pct 2)"
+  if ((fp < 5)); then
+    echo "machine quiet: ${fp}% of the CPU used by other processes" >&2
+    break
+  fi
+  if ((SECONDS >= quiet_deadline)); then
+    echo "WARNING: ${fp}% of the CPU is used by other processes ($ftop): results will be disturbed" >&2
+    break
+  fi
+  echo "waiting for a quiet machine: ${fp}% used by other processes ($ftop)" >&2
+  sleep 5
+done
 
 topo_install_trap
 SECONDS=0

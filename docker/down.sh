@@ -3,7 +3,7 @@
 # as build cache). With --stop-daemon, also stop a dockerd that docker/prepare-base.sh
 # started, and remove what it leaves behind (docker0, its iptables chains).
 set -euo pipefail
-# shellcheck source=docker/lib.sh
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 if dockerd_running; then

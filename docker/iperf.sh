@@ -6,7 +6,7 @@
 #   docker/iperf.sh -R -t 5         TCP b->a
 #   docker/iperf.sh -u -b 300M -t 5 UDP at 300 Mbit/s
 set -euo pipefail
-# shellcheck source=docker/lib.sh
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 dockerd_running || die "dockerd is not running: docker/up.sh first"

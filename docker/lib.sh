@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables here are used by the scripts that source it
 # Shared helpers for the docker/*.sh scripts. Source it; do not run it.
 #
 # Docker on these machines (see the project's notes): only Debian's docker.io 20.10
@@ -13,7 +13,7 @@ UDPTUN_CACHE_DIR="${UDPTUN_CACHE_DIR:-/var/cache/udptun-docker}"
 # Runtime state of a dockerd that these scripts started (pid, log, saved sysctl).
 UDPTUN_STATE_DIR="${UDPTUN_STATE_DIR:-/run/udptun-docker}"
 
-UDPTUN_IMAGE="${UDPTUN_IMAGE:-udptun:local}"
+UDPTUN_IMAGE="${UDPTUN_IMAGE:-udptun:latest}"
 UDPTUN_NODE_VERSION="${UDPTUN_NODE_VERSION:-24.21.0}"
 UDPTUN_NPM_VERSION="${UDPTUN_NPM_VERSION:-11.21.2}"
 UDPTUN_DEBIAN_SUITE=bookworm
@@ -68,9 +68,10 @@ start_dockerd() {
   fi
   # dockerd sets the FORWARD policy to DROP when it finds ip_forward=0 and turns it on
   # itself; set it first so routing between namespaces elsewhere keeps working.
-  local fwd
-  fwd="$(sysctl -n net.ipv4.ip_forward)"
-  echo "$fwd" >"$UDPTUN_STATE_DIR/ip_forward.before"
+  # (Kept from an earlier start that failed half-way: that one saw the original state.)
+  if ! [ -f "$UDPTUN_STATE_DIR/ip_forward.before" ]; then
+    sysctl -n net.ipv4.ip_forward >"$UDPTUN_STATE_DIR/ip_forward.before"
+  fi
   if ! ip link show docker0 >/dev/null 2>&1; then
     touch "$UDPTUN_STATE_DIR/docker0.created"
   fi
@@ -80,7 +81,7 @@ start_dockerd() {
   # setsid: its own session, so a Ctrl-C in the terminal that ran `make docker-up` does not
   # reach it; dockerd writes its own pidfile, which is the pid stop_dockerd signals.
   setsid /usr/sbin/dockerd --pidfile "$UDPTUN_STATE_DIR/dockerd.pid" \
-    >"$UDPTUN_STATE_DIR/dockerd.log" 2>&1 </dev/null &
+    >"$UDPTUN_STATE_DIR/dockerd.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   local bg=$!
   # Up, or give up at once when the process has died.
   _dockerd_up_or_dead() { dockerd_running || ! kill -0 "$bg" 2>/dev/null; }

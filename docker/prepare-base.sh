@@ -11,7 +11,7 @@
 #   5. build the helper images of the compose stack (iperf3, prometheus).
 # Idempotent: each step is skipped when its result exists. UDPTUN_REBUILD_BASE=1 redoes 3-5.
 set -euo pipefail
-# shellcheck source=docker/lib.sh
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, starts dockerd)"

@@ -8,8 +8,17 @@
 # as cache). Knobs: UDPTUN_IPERF_SECONDS (5), UDPTUN_MAX_IMAGE_MB (250),
 # UDPTUN_MAX_STOP_SECONDS (2), UDPTUN_PROMETHEUS_PORT (9090).
 set -euo pipefail
-# shellcheck source=docker/lib.sh
+PORT_GIVEN="${UDPTUN_PROMETHEUS_PORT:-}"
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
+
+# Prometheus is published on 127.0.0.1:9090 unless that port is taken (then the next free one).
+if [ -z "$PORT_GIVEN" ]; then
+  while ss -Hltn "sport = :$UDPTUN_PROMETHEUS_PORT" 2>/dev/null | grep -q .; do
+    UDPTUN_PROMETHEUS_PORT=$((UDPTUN_PROMETHEUS_PORT + 1))
+  done
+  export UDPTUN_PROMETHEUS_PORT
+fi
 
 IPERF_SECONDS="${UDPTUN_IPERF_SECONDS:-5}"
 MAX_IMAGE_MB="${UDPTUN_MAX_IMAGE_MB:-250}"
@@ -27,10 +36,14 @@ check() { # DESCRIPTION CMD...
 STARTED_DOCKERD=0
 dockerd_running || STARTED_DOCKERD=1
 WORK="$(mktemp -d)"
+# The script's own stdout/stderr, for cleanup: a signal can land while a redirection of a
+# shell function is in force.
+exec 3>&1 4>&2
 
 cleanup() {
   local rc=$?
   set +e
+  exec 1>&3 2>&4
   if dockerd_running; then
     stack_down
     local left
@@ -75,9 +88,12 @@ labels="$(docker_cmd image inspect -f '{{index .Config.Labels "org.opencontainer
 check "OCI labels ($labels)" test -n "$(docker_cmd image inspect -f '{{index .Config.Labels "org.opencontainers.image.title"}}' "$UDPTUN_IMAGE")"
 
 # The config check command against both compose configs.
+config_check() { # CONFIG
+  docker_cmd run --rm --network none -v "$1:/etc/udptun/config.json:ro" "$UDPTUN_IMAGE" \
+    check --config /etc/udptun/config.json >"$WORK/check.out" 2>&1 || { cat "$WORK/check.out" >&2; return 1; }
+}
 for p in a b; do
-  check "udptun check --config docker/peer-$p.json" docker_cmd run --rm --network none \
-    -v "$UDPTUN_DOCKER_DIR/peer-$p.json:/etc/udptun/config.json:ro" "$UDPTUN_IMAGE" check --config /etc/udptun/config.json >/dev/null
+  check "udptun check --config docker/peer-$p.json" config_check "$UDPTUN_DOCKER_DIR/peer-$p.json"
 done
 
 # ---- stack ---------------------------------------------------------------------------------
@@ -93,8 +109,9 @@ packets() { # INSTANCE
   prom_query "sum(udptun_packets_total{instance=\"$1\"})" 2>/dev/null |
     jq -r '.data.result[0].value[1] // "0"' 2>/dev/null || echo 0
 }
-before_a="$(packets peer-a)"
-before_b="$(packets peer-b)"
+declare -A before
+before[peer-a]="$(packets peer-a)"
+before[peer-b]="$(packets peer-b)"
 
 # ---- iperf3 through the tunnel -------------------------------------------------------------
 iperf() { # OUT ARGS...
@@ -153,11 +170,11 @@ moved() { # INSTANCE BEFORE
   awk -v n="$now" -v b="$2" 'BEGIN { exit !(n > b + 1000) }'
 }
 for inst in peer-a peer-b; do
-  b=before_${inst#peer-}
-  if wait_for 20 1 "udptun_packets_total of $inst to move" moved "$inst" "${!b}"; then
-    pass "udptun_packets_total moved on $inst: ${!b} -> $(packets "$inst") (by path: $(prom_query "sum by (path) (udptun_packets_total{instance=\"$inst\"})" | jq -r '[.data.result[] | .metric.path + "=" + .value[1]] | join(", ")'))"
+  b="${before[$inst]}"
+  if wait_for 20 1 "udptun_packets_total of $inst to move" moved "$inst" "$b"; then
+    pass "udptun_packets_total moved on $inst: $b -> $(packets "$inst") (by path: $(prom_query "sum by (path) (udptun_packets_total{instance=\"$inst\"})" | jq -r '[.data.result[] | .metric.path + "=" + .value[1]] | join(", ")'))"
   else
-    fail "udptun_packets_total did not move on $inst (${!b} -> $(packets "$inst"))"
+    fail "udptun_packets_total did not move on $inst ($b -> $(packets "$inst"))"
   fi
 done
 

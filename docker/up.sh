@@ -3,11 +3,10 @@
 # server behind peer-b, Prometheus on 127.0.0.1:9090). Leaves it running; docker/down.sh
 # stops it.
 set -euo pipefail
-# shellcheck source=docker/lib.sh
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-"$UDPTUN_DOCKER_DIR/prepare-base.sh"
-build_app_image
+"$UDPTUN_DOCKER_DIR/build.sh"
 stack_up
 compose ps
 cat <<MSG

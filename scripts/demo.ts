@@ -2,7 +2,7 @@
 // through the tunnel both ways, Prometheus scraping both, and the figures printed from
 // /metrics and from Prometheus's API. Everything it creates is removed when it ends.
 import { Lab } from "../test/e2e/lib/netns.ts";
-import { must, start } from "../test/e2e/lib/proc.ts";
+import { iperf } from "../test/e2e/lib/iperf.ts";
 import { query, startPrometheus, waitUntil } from "../test/e2e/lib/prometheus.ts";
 import { scrape, startInstance, stopInstance, sum, tunnelConfig } from "../test/e2e/lib/udptun.ts";
 import type { Instance } from "../test/e2e/lib/udptun.ts";
@@ -24,19 +24,15 @@ async function main(): Promise<void> {
     const a = await startInstance(lab, hostA, "a", tunnelConfig(ends[0], [ends[1]]));
     const b = await startInstance(lab, hostB, "b", tunnelConfig(ends[1], [ends[0]]));
     const prom = await startPrometheus(lab, lab.hub, `${monitor}:9090`, [`${hostA.ip4}:9464`, `${hostB.ip4}:9464`]);
-    const server = start(...lab.exec(hostB, "iperf3", ["-s", "--forceflush"]));
-    await server.waitFor(/Server listening/);
 
     say(`\niperf3 through the tunnel (${SECONDS} s each, MTU 1420):`);
     for (const [label, args] of [
       ["TCP  A->B IPv4", ["-c", "10.77.0.2"]], ["TCP  B->A IPv4", ["-c", "10.77.0.2", "-R"]],
       ["TCP  A->B IPv6", ["-c", "fd77::2"]], ["UDP  A->B 500M", ["-c", "10.77.0.2", "-u", "-b", "500M", "-l", "1300"]],
     ] as const) {
-      const out = JSON.parse(await must(...lab.exec(hostA, "iperf3", ["-J", "-t", String(SECONDS), ...args]), (SECONDS + 20) * 1000));
-      const end = out.end;
-      const recv = end.sum_received ?? end.sum;
-      const extra = end.sum?.lost_percent !== undefined ? `, loss ${end.sum.lost_percent.toFixed(2)}%` : `, ${end.sum_sent?.retransmits ?? 0} retransmits`;
-      say(`  ${label}: ${(recv.bits_per_second / 1e9).toFixed(2)} Gbit/s${extra}`);
+      const r = await iperf(lab, hostA, hostB, [...args], SECONDS);
+      const extra = args.includes("-u") ? `loss ${r.lostPercent.toFixed(2)}%` : `${r.retransmits} retransmits`;
+      say(`  ${label}: ${(r.bps / 1e9).toFixed(2)} Gbit/s, ${extra}`);
     }
 
     say("\npools and counters, from each instance's /metrics:");
@@ -66,7 +62,6 @@ async function main(): Promise<void> {
       say(`\n${inst.host.ns}: SIGTERM -> exit ${code} in ${ms.toFixed(0)} ms`);
     }
     prom.daemon.child.kill("SIGTERM");
-    server.child.kill("SIGTERM");
   } finally {
     await cleanup();
   }

@@ -8,17 +8,21 @@
  *   TUN (IFF_TUN | IFF_NO_PI, TUNSETOFFLOAD 0), non-blocking
  *   UDP socket, non-blocking, unconnected (destination in msg_name)
  *   epoll (level-triggered) on both fds
- *   TUN readable: read() packets until EAGAIN (or a full batch), prepend a
- *                 HDR_LEN-byte header, one sendmmsg() per batch
+ *   TUN readable: read() packets until EAGAIN (or a full batch of 64), prepend
+ *                 a HDR_LEN-byte header, one sendmmsg() per batch; up to 8
+ *                 batches per wakeup (udptun's ROUNDS_PER_WAKEUP)
  *   UDP readable: recvmmsg() a batch, strip the header, one write() per packet
- *                 to the TUN, repeat until a short batch / EAGAIN
+ *                 to the TUN, repeat until a short batch / EAGAIN (same budget)
+ *   sendmmsg EAGAIN: keep the unsent rest, stop reading the TUN, wait for
+ *                 EPOLLOUT on the socket, then finish the batch (udptun's
+ *                 back-pressure) -- no drops in the forwarder itself
  *
  * It only talks to another instance of itself. Addresses, MTU and link state
  * of the TUN device are set by the caller (ip addr / ip link) after start-up.
  *
  * Build: cc -O2 -Wall -o fwd fwd.c
  * Usage: fwd -i DEV -l LISTEN_ADDR:PORT -p PEER_ADDR:PORT
- *            [-b BATCH(64)] [-B BUDGET(1024)] [-r RCVBUF] [-s SNDBUF]
+ *            [-b BATCH(64)] [-B BUDGET(512)] [-r RCVBUF(4 MiB)] [-s SNDBUF(4 MiB)]
  *        IPv6 addresses as [addr]:port.
  * On SIGTERM/SIGINT it prints counters to stderr and exits 0 (the TUN device,
  * not persistent, disappears with the fd).
@@ -41,8 +45,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* udptun's wire header (src/tunnel/header.ts): byte 0 = version 1 (high nibble) |
+ * type 1 = data (low nibble), bytes 1-3 reserved zero. */
 #define HDR_LEN 4
-static const unsigned char HDR[HDR_LEN] = {0x01, 0x01, 0x00, 0x00}; /* version 1, type 1 = data, 2 reserved */
+static const unsigned char HDR[HDR_LEN] = {0x11, 0x00, 0x00, 0x00};
 #define MAX_PKT 65535
 #define SLOT (HDR_LEN + MAX_PKT)
 #define MAX_BATCH 1024
@@ -51,7 +57,7 @@ static volatile sig_atomic_t stop_flag = 0;
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
 static struct {
-  unsigned long long tun_rx, udp_tx, udp_tx_drop, sendmmsg_calls;
+  unsigned long long tun_rx, udp_tx, udp_tx_err, udp_tx_eagain, sendmmsg_calls;
   unsigned long long udp_rx, tun_tx, tun_tx_err, bad_hdr, recvmmsg_calls, wakeups;
 } st;
 
@@ -91,7 +97,7 @@ static socklen_t parse_addr(const char *s, struct sockaddr_storage *ss) {
 
 int main(int argc, char **argv) {
   const char *dev = NULL, *listen_s = NULL, *peer_s = NULL;
-  int batch = 64, budget = 1024, rcvbuf = 4 << 20, sndbuf = 4 << 20, opt;
+  int batch = 64, budget = 512, rcvbuf = 4 << 20, sndbuf = 4 << 20, opt;
   while ((opt = getopt(argc, argv, "i:l:p:b:B:r:s:")) != -1) {
     switch (opt) {
     case 'i': dev = optarg; break;
@@ -136,8 +142,13 @@ int main(int argc, char **argv) {
   /* UDP */
   int udp = socket(laddr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (udp < 0) die("socket");
-  if (setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) die("SO_RCVBUF");
-  if (setsockopt(udp, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) die("SO_SNDBUF");
+  /* FORCE variants lift net.core.[rw]mem_max (root), like udptun; fall back if refused */
+  if (setsockopt(udp, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
+      setsockopt(udp, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+    die("SO_RCVBUF");
+  if (setsockopt(udp, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0 &&
+      setsockopt(udp, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0)
+    die("SO_SNDBUF");
   if (bind(udp, (struct sockaddr *)&laddr, llen) < 0) die("bind");
 
   int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -173,6 +184,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   struct epoll_event evs[2];
+  int pend_off = 0, pend_n = 0; /* batch entries [pend_off, pend_n) wait for the socket */
   while (!stop_flag) {
     int n = epoll_wait(ep, evs, 2, -1);
     if (n < 0) {
@@ -181,10 +193,35 @@ int main(int argc, char **argv) {
     }
     st.wakeups++;
     for (int e = 0; e < n; e++) {
-      if (evs[e].data.fd == tun) {
+      int fd = evs[e].data.fd;
+      int tun_turn = fd == tun && (evs[e].events & EPOLLIN);
+      if (fd == udp && (evs[e].events & EPOLLOUT) && pend_n > 0) {
+        /* the socket can take more: finish the held batch, then resume TUN reads */
+        while (pend_off < pend_n) {
+          int s2 = sendmmsg(udp, txm + pend_off, (unsigned)(pend_n - pend_off), MSG_DONTWAIT);
+          st.sendmmsg_calls++;
+          if (s2 < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { st.udp_tx_eagain++; break; }
+            st.udp_tx_err++;
+            pend_off++; /* drop the failing datagram, keep the rest */
+            continue;
+          }
+          st.udp_tx += (unsigned long long)s2;
+          pend_off += s2;
+        }
+        if (pend_off >= pend_n) {
+          pend_off = pend_n = 0;
+          ev.events = EPOLLIN; ev.data.fd = udp;
+          epoll_ctl(ep, EPOLL_CTL_MOD, udp, &ev);
+          ev.events = EPOLLIN; ev.data.fd = tun;
+          epoll_ctl(ep, EPOLL_CTL_MOD, tun, &ev);
+        }
+      }
+      if (tun_turn && pend_n == 0) {
         /* TUN -> UDP: read until EAGAIN (bounded by budget), sendmmsg per batch */
         int done = 0, again = 0;
-        while (!again && done < budget) {
+        while (!again && done < budget && pend_n == 0) {
           int k = 0;
           while (k < batch) {
             ssize_t r = read(tun, txbuf + (size_t)k * SLOT + HDR_LEN, MAX_PKT);
@@ -201,19 +238,30 @@ int main(int argc, char **argv) {
           done += k;
           int off = 0;
           while (off < k) {
-            int s = sendmmsg(udp, txm + off, (unsigned)(k - off), 0);
+            int s2 = sendmmsg(udp, txm + off, (unsigned)(k - off), MSG_DONTWAIT);
             st.sendmmsg_calls++;
-            if (s < 0) {
+            if (s2 < 0) {
               if (errno == EINTR) continue;
-              /* EAGAIN (send buffer full) or a transient error: drop the rest */
-              st.udp_tx_drop += (unsigned long long)(k - off);
-              break;
+              if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* back-pressure: hold the rest, pause TUN reads, wait for EPOLLOUT */
+                st.udp_tx_eagain++;
+                pend_off = off; pend_n = k;
+                ev.events = 0; ev.data.fd = tun;
+                epoll_ctl(ep, EPOLL_CTL_MOD, tun, &ev);
+                ev.events = EPOLLIN | EPOLLOUT; ev.data.fd = udp;
+                epoll_ctl(ep, EPOLL_CTL_MOD, udp, &ev);
+                break;
+              }
+              st.udp_tx_err++;
+              off++; /* drop the failing datagram, keep the rest */
+              continue;
             }
-            st.udp_tx += (unsigned long long)s;
-            off += s;
+            st.udp_tx += (unsigned long long)s2;
+            off += s2;
           }
         }
-      } else {
+      }
+      if (fd == udp && (evs[e].events & EPOLLIN)) {
         /* UDP -> TUN: recvmmsg a batch, one write() per packet */
         int done = 0;
         while (done < budget) {
@@ -231,8 +279,10 @@ int main(int argc, char **argv) {
           for (int i = 0; i < r; i++) {
             unsigned len = rxm[i].msg_len;
             unsigned char *p = rxbuf + (size_t)i * SLOT;
-            if (len <= HDR_LEN || p[0] != HDR[0] || p[1] != HDR[1]) { st.bad_hdr++; continue; }
-            ssize_t w = write(tun, p + HDR_LEN, len - HDR_LEN);
+            if (len <= HDR_LEN || memcmp(p, HDR, HDR_LEN) != 0) { st.bad_hdr++; continue; }
+            ssize_t w;
+            do w = write(tun, p + HDR_LEN, len - HDR_LEN);
+            while (w < 0 && errno == EINTR);
             if (w < 0) st.tun_tx_err++;
             else st.tun_tx++;
           }
@@ -243,9 +293,9 @@ int main(int argc, char **argv) {
     }
   }
   fprintf(stderr,
-          "fwd %s: wakeups %llu | tun_rx %llu udp_tx %llu udp_tx_drop %llu sendmmsg %llu | "
+          "fwd %s: wakeups %llu | tun_rx %llu udp_tx %llu udp_tx_err %llu udp_tx_eagain %llu sendmmsg %llu | "
           "udp_rx %llu recvmmsg %llu tun_tx %llu tun_tx_err %llu bad_hdr %llu\n",
-          dev, st.wakeups, st.tun_rx, st.udp_tx, st.udp_tx_drop, st.sendmmsg_calls, st.udp_rx,
+          dev, st.wakeups, st.tun_rx, st.udp_tx, st.udp_tx_err, st.udp_tx_eagain, st.sendmmsg_calls, st.udp_rx,
           st.recvmmsg_calls, st.tun_tx, st.tun_tx_err, st.bad_hdr);
   close(tun);
   close(udp);

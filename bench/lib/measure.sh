@@ -61,6 +61,60 @@ host_ticks() {
   echo "$2 $3 $4 $5 $6 $7 $8 $9"
 }
 
+# per-process CPU snapshot of the whole machine: "pid ppid ticks comm" lines
+proc_snapshot() {
+  awk '{
+    s = $0; i = index(s, "("); j = 0
+    for (k = length(s); k > 0; k--) if (substr(s, k, 1) == ")") { j = k; break }
+    comm = substr(s, i + 1, j - i - 1); gsub(/[ ,:"\\]/, "_", comm)
+    split(substr(s, j + 2), f, " ")
+    print $1, f[2], f[12] + f[13], comm
+  }' /proc/[0-9]*/stat 2>/dev/null
+}
+
+# bg_usage START_SNAPSHOT END_SNAPSHOT OUR_PIDS -> "kernel_ticks foreign_ticks top"
+# kernel = kernel threads (ksoftirqd, kworkers: pid 2 and its children);
+# foreign = every other process that is not part of the test (not in our
+# namespaces, not this harness). A process born during the test counts from 0.
+bg_usage() {
+  awk -v ours=" $3 " '
+    FNR == NR { t0[$1] = $3; next }
+    {
+      d = $3 - ($1 in t0 ? t0[$1] : 0)
+      if (d <= 0) next
+      if ($1 == 2 || $2 == 2) { k += d; next }
+      if (index(ours, " " $1 " ")) next
+      f += d; by[$4] += d
+    }
+    END {
+      top = ""
+      for (n = 0; n < 3; n++) {
+        best = ""; bv = 0
+        for (c in by) if (by[c] > bv) { bv = by[c]; best = c }
+        if (best == "") break
+        top = top (top == "" ? "" : ",") best ":" bv; delete by[best]
+      }
+      printf "%d %d %s\n", k, f, (top == "" ? "-" : top)
+    }' "$1" "$2"
+}
+
+# foreign_pct SECS: share (%) of the whole machine used over SECS seconds by
+# processes other than kernel threads and this harness; "pct top"
+foreign_pct() {
+  local secs=${1:-2} s0 s1 h0 h1 bg a b k tot=0 f
+  s0=$(mktemp); s1=$(mktemp)
+  proc_snapshot >"$s0"; h0=$(host_ticks)
+  sleep "$secs"
+  proc_snapshot >"$s1"; h1=$(host_ticks)
+  read -r -a bg <<<"$(bg_usage "$s0" "$s1" "$$ $BASHPID")"
+  rm -f "$s0" "$s1"
+  read -r -a a <<<"$h0"; read -r -a b <<<"$h1"
+  for k in 0 1 2 3 4 5 6 7; do tot=$((tot + b[k] - a[k])); done
+  ((tot > 0)) || tot=1
+  f=$((100 * ${bg[1]:-0} / tot))
+  echo "$f ${bg[2]:--}"
+}
+
 # wait until something listens on TCP port $2 inside namespace $1
 wait_listen() {
   local ns=$1 port=$2 i
@@ -75,8 +129,11 @@ wait_listen() {
 jnum() { [[ -n $1 ]] && printf '%s' "$1" || printf 'null'; }
 
 # measure_one spec dir run -> appends a record
+# measure_one spec dir run attempt: one iperf3 run; its record goes to
+# $RUN_DIR/.record. Returns 0 ok, 1 iperf3 failed, 2 a forwarder died,
+# 3 noisy (other processes used more than NOISY_PCT% of the machine).
 measure_one() {
-  local spec=$1 dir=$2 run=$3
+  local spec=$1 dir=$2 run=$3 attempt=${4:-0}
   local proto fam rate=""
   case $spec in
     tcp4) proto=tcp; fam=4 ;;
@@ -94,14 +151,23 @@ measure_one() {
     args+=(-u -b "$rate" -l "$udp_len")
   fi
   [[ $dir == rev ]] && args+=(-R)
+  # --pin-iperf: client on CPU PIN_CLIENT, server on CPU PIN_SERVER
+  local sargs=()
+  if [[ -n ${PIN_IPERF:-} ]]; then
+    args+=(-A "${PIN_IPERF%,*}")
+    sargs+=(-A "${PIN_IPERF#*,}")
+  fi
+  # --iperf-args: extra client arguments (e.g. "-w 4M")
+  [[ -n ${IPERF_EXTRA:-} ]] && args+=($IPERF_EXTRA)
 
   local safe_label=${SC_LABEL//[^A-Za-z0-9_.-]/_}
   local name="${safe_label}.${spec//@/-}.${dir}.r${run}"
+  ((attempt > 0)) && name+=".retry$attempt"
   local out="$RUN_DIR/iperf/$name.json" err="$RUN_DIR/iperf/$name.err"
 
   # one-off iperf3 server in B
   local spid
-  ip netns exec "$SC_NS_B" iperf3 -s -1 -p "$IPERF_PORT" </dev/null >"$RUN_DIR/iperf/$name.server.log" 2>&1 &
+  ip netns exec "$SC_NS_B" iperf3 -s -1 -p "$IPERF_PORT" "${sargs[@]}" </dev/null >"$RUN_DIR/iperf/$name.server.log" 2>&1 &
   spid=$!
   TOPO_PIDS+=("$spid")
   if ! wait_listen "$SC_NS_B" "$IPERF_PORT"; then
@@ -113,13 +179,19 @@ measure_one() {
   local ca0 cb0 da0 db0 ca1 cb1 da1 db1 t0 t1 rc
   ca0=$(cpu_ticks "$SC_PID_A"); cb0=$(cpu_ticks "$SC_PID_B")
   da0=$(ns_counters "$SC_NS_A" "$SC_DEV"); db0=$(ns_counters "$SC_NS_B" "$SC_DEV")
-  local h0 h1
+  local h0 h1 ours snap0="$RUN_DIR/.snap0" snap1="$RUN_DIR/.snap1"
+  ours="$$ $BASHPID $spid $SC_PID_A $SC_PID_B $(ip netns pids "$SC_NS_A" 2>/dev/null) $(ip netns pids "$SC_NS_B" 2>/dev/null)"
+  proc_snapshot >"$snap0"
   h0=$(host_ticks)
   t0=$(date +%s%N)
   timeout -k 3 $((TIME + 30)) ip netns exec "$SC_NS_A" iperf3 "${args[@]}" >"$out" 2>"$err"
   rc=$?
   t1=$(date +%s%N)
   h1=$(host_ticks)
+  proc_snapshot >"$snap1"
+  ours+=" $(ip netns pids "$SC_NS_A" 2>/dev/null) $(ip netns pids "$SC_NS_B" 2>/dev/null)"
+  local bg
+  read -r -a bg <<<"$(bg_usage "$snap0" "$snap1" "$(echo $ours)")"
   ca1=$(cpu_ticks "$SC_PID_A"); cb1=$(cpu_ticks "$SC_PID_B")
   da1=$(ns_counters "$SC_NS_A" "$SC_DEV"); db1=$(ns_counters "$SC_NS_B" "$SC_DEV")
   # the one-off server exits after the test; make sure it is gone
@@ -132,11 +204,12 @@ measure_one() {
   if [[ -n $SC_PID_A ]] && ! kill -0 "$SC_PID_A" 2>/dev/null; then alive=false; fi
   if [[ -n $SC_PID_B ]] && ! kill -0 "$SC_PID_B" 2>/dev/null; then alive=false; fi
 
-  local hv0=($h0) hv1=($h1) k host=""
-  for k in 0 1 2 3 4 5 6 7; do host+="${host:+,}$((hv1[k] - hv0[k]))"; done
+  local hv0=($h0) hv1=($h1) k host="" htot=0
+  for k in 0 1 2 3 4 5 6 7; do host+="${host:+,}$((hv1[k] - hv0[k]))"; htot=$((htot + hv1[k] - hv0[k])); done
+  ((htot > 0)) || htot=1
   local variant=${SC_VARIANT:-}
   variant=${variant//\\/\\\\}; variant=${variant//\"/\\\"}
-  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s,"tx_dropped":%s},"dev_b":{"rx":%s,"tx":%s,"tx_dropped":%s},"udp_a":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"udp_b":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"forwarders_alive":%s,"host_ticks":[%s]}\n' \
+  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s,"tx_dropped":%s},"dev_b":{"rx":%s,"tx":%s,"tx_dropped":%s},"udp_a":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"udp_b":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"forwarders_alive":%s,"host_ticks":[%s],"bg":{"kernel_ticks":%s,"foreign_ticks":%s,"foreign_top":"%s"}}\n' \
     "$SC_LABEL" "$SC_KIND" "$variant" "$spec" "$proto" "$fam" "$rate" "$dir" "$run" "$TIME" "$(jnum "$udp_len")" "$SC_MTU" \
     "iperf/$name.json" "$rc" "$((t1 - t0))" "$CLK_TCK" \
     "$(jnum "$([[ -n $ca0 && -n $ca1 ]] && echo $((ca1 - ca0)))")" \
@@ -145,12 +218,13 @@ measure_one() {
     "$(ctr_delta 0 "$db0" "$db1")" "$(ctr_delta 1 "$db0" "$db1")" "$(ctr_delta 2 "$db0" "$db1")" \
     "$(ctr_delta 3 "$da0" "$da1")" "$(ctr_delta 4 "$da0" "$da1")" \
     "$(ctr_delta 3 "$db0" "$db1")" "$(ctr_delta 4 "$db0" "$db1")" \
-    "$alive" "$host" >>"$RUN_DIR/records.ndjson"
+    "$alive" "$host" "${bg[0]:-0}" "${bg[1]:-0}" "${bg[2]:--}" >"$RUN_DIR/.record"
 
-  PROGRESS_DONE=$((PROGRESS_DONE + 1))
-  local summary
-  summary=$("$NODE" "$BENCH_DIR/lib/report.mjs" --one "$RUN_DIR" "$(tail -n 1 "$RUN_DIR/records.ndjson")" 2>&1)
-  mlog "$(printf '[%3d/%d] %-16s %-10s %-3s run %d/%d  %s' "$PROGRESS_DONE" "$PROGRESS_TOTAL" "$SC_LABEL" "${spec/@0/@flood}" "$dir" "$run" "$RUNS" "$summary")"
+  local summary tag
+  summary=$("$NODE" "$BENCH_DIR/lib/report.mjs" --one "$RUN_DIR" "$(cat "$RUN_DIR/.record")" 2>&1)
+  tag=$(printf '%3d/%d' "$((PROGRESS_DONE + 1))" "$PROGRESS_TOTAL")
+  ((attempt > 0)) && tag+=" retry $attempt"
+  mlog "$(printf '[%s] %-16s %-10s %-3s run %d/%d  %s' "$tag" "$SC_LABEL" "${spec/@0/@flood}" "$dir" "$run" "$RUNS" "$summary")"
   if [[ $rc != 0 ]]; then
     mlog "    iperf3 exit $rc: $(tr '\n' ' ' <"$err" | cut -c1-300)"
   fi
@@ -158,7 +232,48 @@ measure_one() {
     mlog "    a forwarder process died"
     return 2
   fi
+  [[ $rc != 0 ]] && return 1
+  if ((${bg[1]:-0} * 100 > NOISY_PCT * htot)); then return 3; fi
   return 0
+}
+
+NOISY_PCT=${NOISY_PCT:-5}
+
+# wait_quiet MAX_S: wait up to MAX_S seconds until other processes use less
+# than NOISY_PCT% of the machine (2-second windows). 0 = quiet, 1 = gave up.
+wait_quiet() {
+  local max=${1:-60} start=$SECONDS fp ftop
+  while :; do
+    read -r fp ftop <<<"$(foreign_pct 2)"
+    ((fp < NOISY_PCT)) && return 0
+    ((SECONDS - start >= max)) && return 1
+    sleep 3
+  done
+}
+
+# measure_try spec dir run: measure_one, and while the run was noisy and
+# RETRY_NOISY attempts remain, wait (bounded, QUIET_WAIT s) for a quiet
+# machine and measure again. The kept record goes to records.ndjson; noisy
+# ones that were replaced go to records.noisy.ndjson.
+measure_try() {
+  local spec=$1 dir=$2 run=$3 attempt=0 rc
+  while :; do
+    measure_one "$spec" "$dir" "$run" "$attempt"
+    rc=$?
+    if [[ $rc == 3 ]] && ((attempt < ${RETRY_NOISY:-0})); then
+      cat "$RUN_DIR/.record" >>"$RUN_DIR/records.noisy.ndjson"
+      attempt=$((attempt + 1))
+      if ! wait_quiet "${QUIET_WAIT:-60}"; then
+        mlog "    machine still busy after ${QUIET_WAIT:-60}s; measuring again anyway"
+      fi
+      continue
+    fi
+    break
+  done
+  cat "$RUN_DIR/.record" >>"$RUN_DIR/records.ndjson"
+  PROGRESS_DONE=$((PROGRESS_DONE + 1))
+  [[ $rc == 3 ]] && return 0
+  return "$rc"
 }
 
 # measure_matrix: all specs x dirs x runs (runs outermost, so drift spreads
@@ -170,7 +285,7 @@ measure_matrix() {
   for ((run = 1; run <= RUNS; run++)); do
     for spec in $SC_SPECS; do
       for dir in $DIRS; do
-        measure_one "$spec" "$dir" "$run"
+        measure_try "$spec" "$dir" "$run"
         rc=$?
         n=$((n + 1))
         if [[ $rc == 2 ]]; then

@@ -112,12 +112,29 @@ function analyse(runDir, rec) {
     const [user, nice, system, idle, iowait, irq, softirq, steal] = rec.host_ticks;
     const total = user + nice + system + idle + iowait + irq + softirq + steal;
     if (total > 0) {
+      const busy = total - idle - iowait;
+      // unaccounted: busy - irq/softirq - forwarders - iperf3 client and
+      // server (their own getrusage, % of one core); includes kernel threads
+      // (ksoftirqd) and anything else. foreign: CPU of processes outside the
+      // test (per-process snapshot, kernel threads excluded): if large,
+      // something else ran on the machine during the test.
+      const cu = j.end?.cpu_utilization_percent;
+      const iperfTicks = cu ? (((cu.host_total ?? 0) + (cu.remote_total ?? 0)) / 100) * wall * tck : 0;
+      const fwTicks = (rec.cpu_ticks_a ?? 0) + (rec.cpu_ticks_b ?? 0);
+      const other = Math.max(0, busy - irq - softirq - steal - fwTicks - iperfTicks);
       out.host = {
-        busy_pct: (100 * (total - idle - iowait)) / total,
+        busy_pct: (100 * busy) / total,
         softirq_pct: (100 * softirq) / total,
         system_pct: (100 * system) / total,
         user_pct: (100 * (user + nice)) / total,
+        steal_pct: (100 * steal) / total,
+        iperf_cpu_pct_of_core: cu ? { client: cu.host_total, server: cu.remote_total } : null,
+        unaccounted_pct: cu ? (100 * other) / total : null,
+        kernel_threads_pct: rec.bg ? (100 * rec.bg.kernel_ticks) / total : null,
+        foreign_pct: rec.bg ? (100 * rec.bg.foreign_ticks) / total : null,
+        foreign_top: rec.bg?.foreign_top && rec.bg.foreign_top !== '-' ? rec.bg.foreign_top : null,
       };
+      if (out.host.foreign_pct !== null && out.host.foreign_pct > NOISY_PCT) out.noisy = true;
     }
   }
   if (rec.forwarders_alive === false) {
@@ -126,6 +143,10 @@ function analyse(runDir, rec) {
   }
   return out;
 }
+
+// a test during which more than this share of the machine went to processes
+// outside the test is flagged as noisy
+const NOISY_PCT = 5;
 
 const fmt = (x, d = 2) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '');
 const gb = (bps) => fmt(bps / 1e9, 2);
@@ -146,6 +167,7 @@ if (argv[0] === '--one') {
     s += `  ${fmt(a.cpu_us_per_pkt, 2)} us/pkt`;
   }
   if (a.host) s += `  host ${fmt(a.host.busy_pct, 0)}%`;
+  if (a.noisy) s += `  NOISY: ${fmt(a.host.foreign_pct, 0)}% of the machine used by other processes (${a.host.foreign_top})`;
   const d = a.drops ?? {};
   const tq = (d.tun_queue_a ?? 0) + (d.tun_queue_b ?? 0);
   const rb = (d.udp_rcvbuf_a ?? 0) + (d.udp_rcvbuf_b ?? 0);
@@ -229,6 +251,9 @@ function aggregate(analysed) {
       drops_tun_queue: stats(good.map((r) => (r.drops.tun_queue_a ?? 0) + (r.drops.tun_queue_b ?? 0))),
       drops_udp_rcvbuf: stats(good.map((r) => (r.drops.udp_rcvbuf_a ?? 0) + (r.drops.udp_rcvbuf_b ?? 0))),
       host_softirq_pct: stats(good.map((r) => r.host?.softirq_pct)),
+      host_foreign_pct: stats(good.map((r) => r.host?.foreign_pct)),
+      host_kernel_threads_pct: stats(good.map((r) => r.host?.kernel_threads_pct)),
+      noisy_runs: runs.filter((r) => r.noisy).length,
       retransmits: stats(good.map((r) => r.retransmits)),
       errors: runs.filter((r) => r.error).map((r) => `run ${r.run}: ${r.error}`),
     });
@@ -240,9 +265,11 @@ function aggregate(analysed) {
     const g = r.goodput_gbps?.median;
     const v = find('veth', r.spec, r.dir);
     const w = find('wireguard-go', r.spec, r.dir);
+    const c = find('ceiling-c', r.spec, r.dir);
     const fixedRate = r.proto === 'udp' && r.offered_bps;
     r.x_veth = !fixedRate && v && g && v.goodput_gbps?.median ? g / v.goodput_gbps.median : null;
     r.x_wireguard_go = w && g && w.goodput_gbps?.median ? g / w.goodput_gbps.median : null;
+    r.x_ceiling_c = c && g && c.goodput_gbps?.median ? g / c.goodput_gbps.median : null;
     r.of_offered = fixedRate && g ? (g * 1e9) / r.offered_bps : null;
   }
   const labelOrder = [...new Set(analysed.map((a) => a.label))];
@@ -257,7 +284,7 @@ function aggregate(analysed) {
 
 // ------------------------------------------------------------ table
 function table(rows, meta, mach) {
-  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'host busy/sirq%', 'loss%', 'retr'];
+  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'host busy/sirq%', 'other%', 'loss%', 'retr'];
   const lines = [];
   lines.push(
     `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  ` +
@@ -288,18 +315,25 @@ function table(rows, meta, mach) {
       g ? `${fmt(g.min, 2)}-${fmt(g.max, 2)}` : '',
       r.x_veth ? fmt(r.x_veth, 2) : r.of_offered ? `${fmt(100 * r.of_offered, 0)}% off.` : '',
       r.x_wireguard_go && r.label !== 'wireguard-go' ? fmt(r.x_wireguard_go, 2) : '',
+      r.x_ceiling_c && r.kind === 'udptun' ? fmt(r.x_ceiling_c, 2) : '',
       fmt(r.cpu_us_per_pkt?.median, 2),
       fmt(r.cpu_us_per_delivered_pkt?.median, 2),
       r.cpu_pct_a ? `${fmt(r.cpu_pct_a.median, 0)}/${fmt(r.cpu_pct_b?.median, 0)}` : '',
       r.host_busy_pct ? `${fmt(r.host_busy_pct.median, 0)}/${fmt(r.host_softirq_pct?.median, 0)}` : '',
+      r.host_foreign_pct ? fmt(r.host_foreign_pct.max, 0) + (r.noisy_runs ? '!' : '') : '',
       r.proto === 'udp' ? fmt(r.loss_pct?.median, 1) : '',
       r.proto === 'tcp' ? fmt(r.retransmits?.median, 0) : '',
     ]);
   }
   flush();
+  const noisy = rows.reduce((n, r) => n + (r.noisy_runs ?? 0), 0);
+  if (noisy) {
+    lines.push('');
+    lines.push(`WARNING: ${noisy} test run(s) had more than ${NOISY_PCT}% of the machine busy with other processes; rerun on a quiet machine.`);
+  }
   lines.push('');
   lines.push(
-    'Gbit/s: receiver-side goodput, median of runs. x veth / x wg-go: ratio of medians, same sitting ' +
+    'Gbit/s: receiver-side goodput, median of runs. x veth / x wg-go / x ceil-c: ratio of medians, same sitting ' +
       '(fixed-rate UDP shows % of offered instead of x veth).',
   );
   lines.push(
@@ -308,6 +342,9 @@ function table(rows, meta, mach) {
   );
   lines.push(
     'host busy/sirq%: whole machine (all cores) busy and softirq share during the test (softirq time is not charged to any process).',
+  );
+  lines.push(
+    `other%: worst run's share of the machine used by processes outside the test (kernel threads excluded); '!' = over ${NOISY_PCT}%, results disturbed.`,
   );
   return lines.join('\n');
 }
@@ -323,8 +360,8 @@ function niceMax(x) {
   return 10 * p;
 }
 
-function panel({ rows, labels, cats, metric, title, unit, y0, width, height, colors, capFrom }) {
-  const left = 70, right = 20, top = 30, bottom = 70;
+function panel({ rows, labels, cats, metric, title, unit, y0, width, height, colors, capFrom, offeredLine }) {
+  const left = 70, right = 20, top = 40, bottom = 70;
   const pw = width - left - right, ph = height - top - bottom;
   const get = (label, cat) => rows.find((r) => r.label === label && `${r.spec}|${r.dir}` === cat);
   const vals = [];
@@ -363,12 +400,21 @@ function panel({ rows, labels, cats, metric, title, unit, y0, width, height, col
       if (clipped) {
         out.push(`<path d="M${x} ${y(ymax) + 8} l${bw - 2} -4 M${x} ${y(ymax) + 13} l${bw - 2} -4" stroke="#fff" stroke-width="2"/>`);
       }
-      const ly = (clipped ? y(ymax) : y(s.max)) - 4;
-      out.push(
-        `<text transform="translate(${cx + 3} ${ly}) rotate(-90)" font-size="9">${fmt(s.median, s.median < 10 ? 2 : 1)}</text>`,
-      );
+      const label = fmt(s.median, s.median < 10 ? 2 : 1);
+      if (clipped) {
+        out.push(
+          `<text transform="translate(${cx + 3} ${y(ymax) + 18}) rotate(-90)" font-size="9" fill="#fff" text-anchor="end">${label}</text>`,
+        );
+      } else {
+        out.push(`<text transform="translate(${cx + 3} ${y(s.max) - 4}) rotate(-90)" font-size="9">${label}</text>`);
+      }
     });
     const [spec, dir] = c.split('|');
+    const offered = offeredLine ? rows.find((r) => `${r.spec}|${r.dir}` === c && r.offered_bps)?.offered_bps : null;
+    if (offered && offered / 1e9 <= ymax) {
+      const oy = y(offered / 1e9);
+      out.push(`<line x1="${left + ci * gw + 4}" x2="${left + (ci + 1) * gw - 4}" y1="${oy}" y2="${oy}" stroke="#444" stroke-dasharray="4 3"><title>offered ${offered / 1e9} Gbit/s</title></line>`);
+    }
     out.push(`<text x="${left + ci * gw + gw / 2}" y="${y0 + top + ph + 16}" font-size="11" text-anchor="middle">${esc(specName(spec))}</text>`);
     out.push(`<text x="${left + ci * gw + gw / 2}" y="${y0 + top + ph + 30}" font-size="11" text-anchor="middle">${dir === 'rev' ? 'B->A' : 'A->B'}</text>`);
   });
@@ -390,7 +436,8 @@ function svg(rows, meta, mach) {
     panel({
       rows, labels, cats, colors, y0: 40, width, height: h1,
       metric: (r) => r?.goodput_gbps,
-      title: 'Goodput (receiver side), median with min-max',
+      title: 'Goodput (receiver side), median with min-max; dashed: offered UDP rate',
+      offeredLine: true,
       unit: 'Gbit/s',
       capFrom: tunnelLabels.length ? labels.filter((l) => l.startsWith('veth')) : null,
     }),
@@ -451,8 +498,8 @@ if (argv[0] === '--report') {
       udp: 'datagram length = MTU - 28 (IPv4); offered rate iperf3 -b (0 = flood); delivered packets = sum_received.bytes / length',
       cpu_us_per_pkt: 'forwarder utime+stime (/proc/PID/stat, all threads) / packets moved through its TUN device (rx+tx counters, ACKs included), mean of both forwarders',
       cpu_us_per_delivered_pkt: 'mean forwarder CPU / data packets delivered to the receiver (TCP: bytes/(MTU-IP header-32))',
-      host: '/proc/stat cpu line over the test: busy = 1 - (idle+iowait)/total, softirq share; all cores',
-      ratios: 'x_veth and x_wireguard_go: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
+      host: '/proc/stat cpu line over the test: busy = 1 - (idle+iowait)/total, softirq share; all cores. foreign_pct: CPU of processes outside the test (per-process /proc snapshot, kernel threads excluded); runs over 5% are flagged noisy',
+      ratios: 'x_veth, x_wireguard_go, x_ceiling_c: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
     },
     results: rows,
     runs: analysed,

@@ -4,7 +4,8 @@
 import t from "tap";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
-import { must, run, start } from "./lib/proc.ts";
+import { iperf } from "./lib/iperf.ts";
+import { must, run } from "./lib/proc.ts";
 import { query, startPrometheus, waitUntil } from "./lib/prometheus.ts";
 import type { Prometheus } from "./lib/prometheus.ts";
 import { NODE, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
@@ -26,8 +27,6 @@ t.before(async () => {
   a = await startInstance(lab, hostA, "a", tunnelConfig(ends[0], [ends[1]]));
   b = await startInstance(lab, hostB, "b", tunnelConfig(ends[1], [ends[0]]));
   prom = await startPrometheus(lab, lab.hub, `${monitor}:9090`, [`${hostA.ip4}:9464`, `${hostB.ip4}:9464`]);
-  const iperf = start(...lab.exec(hostB, "iperf3", ["-s", "--forceflush"]));
-  await iperf.waitFor(/Server listening/);
 });
 
 t.teardown(async () => {
@@ -47,18 +46,7 @@ t.test("ping crosses the tunnel both ways, IPv4 and IPv6", async (t) => {
   }
 });
 
-interface IperfResult { bps: number; lostPercent: number; retransmits: number }
-
-async function iperf(args: string[], seconds: number): Promise<IperfResult> {
-  const out = await must(...lab.exec(hostA, "iperf3", ["-J", "-t", String(seconds), ...args]), (seconds + 20) * 1000);
-  const end = JSON.parse(out).end;
-  const recv = end.sum_received ?? end.sum;
-  return {
-    bps: recv.bits_per_second,
-    lostPercent: end.sum?.lost_percent ?? 0,
-    retransmits: end.sum_sent?.retransmits ?? 0,
-  };
-}
+const iperfAB = (args: string[], seconds: number) => iperf(lab, hostA, hostB, args, seconds);
 
 // Floors far below what the tunnel does (1-2 Gbit/s here), so they fail on breakage, not on a busy machine.
 const TCP_FLOOR = 100e6;
@@ -68,21 +56,21 @@ t.test("iperf3 TCP through the tunnel, both directions, IPv4 and IPv6", async (t
     ["A->B v4", ["-c", "10.77.0.2"]], ["B->A v4", ["-c", "10.77.0.2", "-R"]],
     ["A->B v6", ["-c", "fd77::2"]], ["B->A v6", ["-c", "fd77::2", "-R"]],
   ] as const) {
-    const r = await iperf([...args], 3);
+    const r = await iperfAB([...args], 3);
     t.ok(r.bps > TCP_FLOOR, `${label}: ${(r.bps / 1e9).toFixed(2)} Gbit/s > ${TCP_FLOOR / 1e6} Mbit/s`);
   }
 });
 
 t.test("iperf3 UDP through the tunnel, both directions", async (t) => {
   for (const [label, args] of [["A->B", ["-c", "10.77.0.2"]], ["B->A", ["-c", "10.77.0.2", "-R"]]] as const) {
-    const r = await iperf(["-u", "-b", "200M", "-l", "1300", ...args], 3);
+    const r = await iperfAB(["-u", "-b", "200M", "-l", "1300", ...args], 3);
     t.ok(r.bps > 150e6, `${label}: goodput ${(r.bps / 1e6).toFixed(0)} Mbit/s of 200 offered`);
     t.ok(r.lostPercent < 5, `${label}: loss ${r.lostPercent.toFixed(2)}% < 5%`);
   }
 });
 
 t.test("30 s of TCP: pools stay bounded by one batch and every buffer comes back", async (t) => {
-  const r = await iperf(["-c", "10.77.0.2", "-P", "2"], 30);
+  const r = await iperfAB(["-c", "10.77.0.2", "-P", "2"], 30);
   t.ok(r.bps > TCP_FLOOR, `A->B: ${(r.bps / 1e9).toFixed(2)} Gbit/s over 30 s`);
   for (const inst of [a, b]) {
     const m = await scrape(lab, inst);
