@@ -40,10 +40,10 @@ test: build lint ## unit and end-to-end tests (root: namespaces, TUN, iperf3, Pr
 	@$(NODE) scripts/tap-summary.ts $(TEST_LOG)
 
 test-unit: setup ## unit tests only
-	@tap test/unit
+	@tap test/unit/*.test.ts
 
 test-e2e: build ## end-to-end tests only
-	@tap test/e2e
+	@tap test/e2e/*.test.ts
 
 demo: build ## two tunnel ends in namespaces, iperf3 through them, Prometheus scraping, figures printed
 	@echo "==> demo"

@@ -130,6 +130,26 @@ t.test("Prometheus scrapes both instances: pool series and packet counters", asy
   t.ok(Number(drops[0]?.value[1]) >= 500, "the stranger's drops are visible in Prometheus");
 });
 
+t.test("an IPv6 underlay: dual-stack listen, IPv6 peer endpoints", async (t) => {
+  // A second tunnel between the same hosts, over fd18::/64, beside the first one.
+  const cfg = (self: Host, other: Host, n: number, m: number) => ({
+    device: { name: "udptun6", address: [`10.78.0.${n}/24`], mtu: 1400 },
+    listen: "[::]:51821",
+    peers: [{ name: "other", endpoint: `[${other.ip6}]:51821`, allowedIps: [`10.78.0.${m}/32`] }],
+    metrics: { listen: `${self.ip4}:9465` },
+  });
+  const a6 = await startInstance(lab, hostA, "a6", cfg(hostA, hostB, 1, 2));
+  const b6 = await startInstance(lab, hostB, "b6", cfg(hostB, hostA, 2, 1));
+  try {
+    t.equal((await ping(hostA, "10.78.0.2")).code, 0, "ping over the IPv6 underlay");
+    const m = await scrape(lab, a6);
+    t.ok(sum(m, "udptun_packets_total", { path: "network_to_device", peer: "other" }) >= 3, "replies came back from the IPv6 endpoint");
+    t.equal(sum(m, "udptun_drops_total", { reason: "unknown_peer" }), 0, "v6 source matched the configured endpoint exactly");
+  } finally {
+    for (const inst of [a6, b6]) t.equal((await stopInstance(inst)).code, 0, `${inst.host.ns} udptun6 stopped cleanly`);
+  }
+});
+
 t.test("SIGTERM: exit 0 quickly, every buffer returned, device removed", async (t) => {
   for (const inst of [a, b]) {
     const { code, ms } = await stopInstance(inst);

@@ -47,7 +47,8 @@ export async function startInstance(lab: Lab, host: Host, name: string, cfg: obj
   const [cmd, args] = lab.exec(host, NODE, [CLI, "run", "--config", config]);
   const daemon = start(cmd, args);
   await daemon.waitFor(/"msg":"udptun started"/);
-  return { host, config, daemon, metricsUrl: `http://${host.ip4}:9464/metrics` };
+  const listen = (cfg as { metrics: { listen: string } }).metrics.listen;
+  return { host, config, daemon, metricsUrl: `http://${listen}/metrics` };
 }
 
 /** Fetches a URL from inside a namespace (the test runner itself lives outside them). */
