@@ -110,6 +110,19 @@ static __thread struct mmsghdr msgs[MAX_BATCH];
 static __thread struct iovec iovs[MAX_BATCH];
 static __thread struct sockaddr_storage names[MAX_BATCH];
 
+/* Points message i at packet i of the batch, with names[i] for its address. */
+static void fill_msgs(const batch_t *b) {
+  for (uint32_t i = 0; i < b->count; i++) {
+    iovs[i].iov_base = b->slab + b->offs[i];
+    iovs[i].iov_len = (size_t)b->lens[i];
+    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &names[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+  }
+}
+
 /* udpRecv(fd, slab, offs, lens, count, sources) -> n. lens[i]: room on entry, datagram
  * length on return, or -1 if the datagram did not fit (it is truncated: drop it). */
 napi_value udp_recv(napi_env env, napi_callback_info info) {
@@ -124,15 +137,7 @@ napi_value udp_recv(napi_env env, napi_callback_info info) {
   if (!arg_bytes(env, argv[5], &src, &nsrc) || nsrc < (size_t)b.count * ENDPOINT_BYTES)
     return throw_errno(env, EINVAL, "udpRecv sources");
   if (b.count == 0) return make_int32(env, 0);
-  for (uint32_t i = 0; i < b.count; i++) {
-    iovs[i].iov_base = b.slab + b.offs[i];
-    iovs[i].iov_len = (size_t)b.lens[i];
-    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-    msgs[i].msg_hdr.msg_iov = &iovs[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &names[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof names[i];
-  }
+  fill_msgs(&b);
   int r;
   do r = recvmmsg(fd, msgs, b.count, MSG_DONTWAIT, NULL);
   while (r < 0 && errno == EINTR);
@@ -165,17 +170,10 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
       !arg_i32s(env, argv[7], &status, &nstatus) || nstatus < b.count)
     return throw_errno(env, EINVAL, "udpSend destinations/status");
 
-  uint32_t built = 0, done = 0;
-  for (uint32_t i = 0; i < b.count; i++) {
-    iovs[i].iov_base = b.slab + b.offs[i];
-    iovs[i].iov_len = (size_t)b.lens[i];
-    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-    msgs[i].msg_hdr.msg_iov = &iovs[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &names[i];
+  uint32_t built = b.count, done = 0;
+  fill_msgs(&b);
+  for (uint32_t i = 0; i < built; i++)
     msgs[i].msg_hdr.msg_namelen = to_sockaddr(dst + (size_t)i * ENDPOINT_BYTES, v6, &names[i]);
-    built++;
-  }
   while (done < built) {
     if (msgs[done].msg_hdr.msg_namelen == 0) { /* family the socket cannot reach */
       status[done++] = -EAFNOSUPPORT;

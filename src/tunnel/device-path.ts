@@ -6,6 +6,7 @@ import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES } from "../net/address.ts";
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
+import { ReadBatch } from "./batch.ts";
 import { BATCH, ROUNDS_PER_WAKEUP } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, writeDataHeader } from "./header.ts";
@@ -29,9 +30,7 @@ export class DevicePath {
   /** The errno of the last failed send, for the log. */
   lastSendErrno = 0;
 
-  private readonly readOffs = new Int32Array(BATCH);
-  private readonly readLens = new Int32Array(BATCH);
-  private readonly readBufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
+  private readonly batch: ReadBatch;
 
   // The send batch; entries [0, sendCount) are waiting for sendmmsg.
   private readonly sendOffs = new Int32Array(BATCH);
@@ -54,6 +53,8 @@ export class DevicePath {
     this.pool = pool;
     this.peers = peers;
     this.hooks = hooks;
+    // The kernel never hands us more than the MTU; the packet lands at the headroom.
+    this.batch = new ReadBatch(pool, pool.headroom, tun.mtu);
   }
 
   /** The TUN fd is readable: drain it in batches. */
@@ -85,22 +86,13 @@ export class DevicePath {
   }
 
   private read(): number {
-    const pool = this.pool;
-    const want = Math.min(BATCH, pool.available);
-    for (let i = 0; i < want; i++) {
-      const buf = pool.pull()!;
-      this.readBufs[i] = buf;
-      this.readOffs[i] = buf.base + buf.start;
-      this.readLens[i] = this.tun.mtu; // the kernel never hands us more than the MTU
-    }
+    const b = this.batch;
+    const want = b.fill();
     let n = 0;
     try {
-      n = addon.tunRead(this.tun.fd, pool.slab, this.readOffs, this.readLens, want);
+      n = addon.tunRead(this.tun.fd, this.pool.slab, b.offs, b.lens, want);
     } finally {
-      for (let i = n; i < want; i++) {
-        this.readBufs[i]!.release();
-        this.readBufs[i] = null;
-      }
+      b.releaseUnused(n, want);
     }
     return n;
   }
@@ -109,9 +101,8 @@ export class DevicePath {
     const slab = this.pool.slab;
     let k = this.sendCount;
     for (let i = 0; i < n; i++) {
-      const buf = this.readBufs[i]!;
-      this.readBufs[i] = null;
-      const len = this.readLens[i];
+      const buf = this.batch.take(i);
+      const len = this.batch.lens[i];
       buf.end = buf.start + len;
       const off = buf.base + buf.start;
       const dst = destinationOffset(slab, off, len);

@@ -7,6 +7,7 @@ import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES, formatEndpoint } from "../net/address.ts";
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
+import { ReadBatch } from "./batch.ts";
 import { BATCH, DATAGRAM_START, ROUNDS_PER_WAKEUP } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, TYPE_DATA, TYPE_KEEPALIVE, VERSION } from "./header.ts";
@@ -25,10 +26,8 @@ export class NetworkPath {
   /** The errno of the last failed TUN write, for the log. */
   lastWriteErrno = 0;
 
-  private readonly recvOffs = new Int32Array(BATCH);
-  private readonly recvLens = new Int32Array(BATCH);
+  private readonly batch: ReadBatch;
   private readonly recvSources = new Uint8Array(BATCH * ENDPOINT_BYTES);
-  private readonly recvBufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
 
   private readonly writeOffs = new Int32Array(BATCH);
   private readonly writeLens = new Int32Array(BATCH);
@@ -38,8 +37,6 @@ export class NetworkPath {
 
   /** Largest datagram we accept: a full-MTU packet plus our header. */
   private readonly maxDatagram: number;
-  /** Room offered to each received datagram; anything longer arrives truncated and is dropped. */
-  private readonly room: number;
 
   private readonly sock: UdpSocket;
   private readonly tun: TunDevice;
@@ -54,7 +51,9 @@ export class NetworkPath {
     this.peers = peers;
     this.hooks = hooks;
     this.maxDatagram = tun.mtu + HEADER_LEN;
-    this.room = pool.bufferSize - DATAGRAM_START;
+    // Datagrams land so that the inner packet starts at the headroom; anything longer than
+    // the room left arrives truncated and is dropped as oversize.
+    this.batch = new ReadBatch(pool, DATAGRAM_START, pool.bufferSize - DATAGRAM_START);
   }
 
   /** The UDP socket is readable: drain it in batches. */
@@ -69,23 +68,13 @@ export class NetworkPath {
   }
 
   private receive(): number {
-    const pool = this.pool;
-    const want = Math.min(BATCH, pool.available);
-    for (let i = 0; i < want; i++) {
-      const buf = pool.pull()!;
-      buf.start = DATAGRAM_START;
-      this.recvBufs[i] = buf;
-      this.recvOffs[i] = buf.base + DATAGRAM_START;
-      this.recvLens[i] = this.room;
-    }
+    const b = this.batch;
+    const want = b.fill();
     let n = 0;
     try {
-      n = addon.udpRecv(this.sock.fd, pool.slab, this.recvOffs, this.recvLens, want, this.recvSources);
+      n = addon.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources);
     } finally {
-      for (let i = n; i < want; i++) {
-        this.recvBufs[i]!.release();
-        this.recvBufs[i] = null;
-      }
+      b.releaseUnused(n, want);
     }
     return n;
   }
@@ -96,9 +85,8 @@ export class NetworkPath {
     const mtu = this.tun.mtu;
     let k = 0;
     for (let i = 0; i < n; i++) {
-      const buf = this.recvBufs[i]!;
-      this.recvBufs[i] = null;
-      const len = this.recvLens[i];
+      const buf = this.batch.take(i);
+      const len = this.batch.lens[i];
       // Strangers first: nothing from an unknown source is parsed further.
       const peer = this.peers.fromEndpoint(this.recvSources, i * ENDPOINT_BYTES);
       if (peer === null) {

@@ -1,0 +1,50 @@
+// A batch of pooled buffers handed to the addon for one read: the buffers, and where in
+// the pool's slab each one's room starts and how long it is.
+import type { BufferPool } from "../pool/buffer-pool.ts";
+import type { PooledBuffer } from "../pool/pooled-buffer.ts";
+import { BATCH } from "./constants.ts";
+
+export class ReadBatch {
+  readonly offs = new Int32Array(BATCH);
+  /** Room on the way in; the received length on the way out. */
+  readonly lens = new Int32Array(BATCH);
+  readonly bufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
+  private readonly pool: BufferPool;
+  /** Where in each buffer the data is to land, and how much room it gets. */
+  private readonly start: number;
+  private readonly room: number;
+
+  constructor(pool: BufferPool, start: number, room: number) {
+    this.pool = pool;
+    this.start = start;
+    this.room = room;
+  }
+
+  /** Pulls up to a full batch (fewer if the pool runs low) and returns how many. */
+  fill(): number {
+    const want = Math.min(BATCH, this.pool.available);
+    for (let i = 0; i < want; i++) {
+      const buf = this.pool.pull()!;
+      buf.start = this.start;
+      this.bufs[i] = buf;
+      this.offs[i] = buf.base + this.start;
+      this.lens[i] = this.room;
+    }
+    return want;
+  }
+
+  /** Gives back the buffers [from, to) that the read did not fill. */
+  releaseUnused(from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      this.bufs[i]!.release();
+      this.bufs[i] = null;
+    }
+  }
+
+  /** Takes buffer i out of the batch: the caller now owns it. */
+  take(i: number): PooledBuffer {
+    const buf = this.bufs[i]!;
+    this.bufs[i] = null;
+    return buf;
+  }
+}
