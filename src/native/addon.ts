@@ -24,6 +24,9 @@ export interface Addon {
   close(fd: number): void;
 }
 
+/** The packet I/O calls the two paths make: the addon in production, a fake in fuzz tests. */
+export type PacketIo = Pick<Addon, "tunRead" | "tunWrite" | "udpRecv" | "udpSend">;
+
 function load(): Addon {
   // The addon is built by `npm ci` (node-gyp) into src/native/build; from dist/ walk back to it.
   const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,6 +1,7 @@
 // Device path: TUN -> route by inner destination -> our header written in the headroom
 // -> sendmmsg to the peer -> release. One pass per batch, top to bottom.
 import { addon } from "../native/addon.ts";
+import type { PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES } from "../net/address.ts";
@@ -46,13 +47,15 @@ export class DevicePath {
   private readonly pool: BufferPool;
   private readonly peers: PeerTable;
   private readonly hooks: DevicePathHooks;
+  private readonly io: PacketIo;
 
-  constructor(tun: TunDevice, sock: UdpSocket, pool: BufferPool, peers: PeerTable, hooks: DevicePathHooks) {
+  constructor(tun: TunDevice, sock: UdpSocket, pool: BufferPool, peers: PeerTable, hooks: DevicePathHooks, io: PacketIo = addon) {
     this.tun = tun;
     this.sock = sock;
     this.pool = pool;
     this.peers = peers;
     this.hooks = hooks;
+    this.io = io;
     // The kernel never hands us more than the MTU; the packet lands at the headroom.
     this.batch = new ReadBatch(pool, pool.headroom, tun.mtu);
   }
@@ -90,7 +93,7 @@ export class DevicePath {
     const want = b.fill();
     let n = 0;
     try {
-      n = addon.tunRead(this.tun.fd, this.pool.slab, b.offs, b.lens, want);
+      n = this.io.tunRead(this.tun.fd, this.pool.slab, b.offs, b.lens, want);
     } finally {
       b.releaseUnused(n, want);
     }
@@ -134,7 +137,7 @@ export class DevicePath {
   private send(): void {
     const count = this.sendCount;
     if (count === 0) return;
-    const done = addon.udpSend(
+    const done = this.io.udpSend(
       this.sock.fd, this.sock.v6, this.pool.slab, this.sendOffs, this.sendLens, count, this.sendDests, this.sendStatus,
     );
     for (let i = 0; i < done; i++) {

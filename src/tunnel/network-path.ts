@@ -2,6 +2,7 @@
 // packet sound and its source inside that peer's allowed IPs? -> header stripped (the
 // start moves, nothing is copied) -> TUN write batch -> release. Top to bottom, per batch.
 import { addon } from "../native/addon.ts";
+import type { PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES, formatEndpoint } from "../net/address.ts";
@@ -43,13 +44,15 @@ export class NetworkPath {
   private readonly pool: BufferPool;
   private readonly peers: PeerTable;
   private readonly hooks: NetworkPathHooks;
+  private readonly io: PacketIo;
 
-  constructor(sock: UdpSocket, tun: TunDevice, pool: BufferPool, peers: PeerTable, hooks: NetworkPathHooks) {
+  constructor(sock: UdpSocket, tun: TunDevice, pool: BufferPool, peers: PeerTable, hooks: NetworkPathHooks, io: PacketIo = addon) {
     this.sock = sock;
     this.tun = tun;
     this.pool = pool;
     this.peers = peers;
     this.hooks = hooks;
+    this.io = io;
     this.maxDatagram = tun.mtu + HEADER_LEN;
     // Datagrams land so that the inner packet starts at the headroom; anything longer than
     // the room left arrives truncated and is dropped as oversize.
@@ -72,7 +75,7 @@ export class NetworkPath {
     const want = b.fill();
     let n = 0;
     try {
-      n = addon.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources);
+      n = this.io.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources);
     } finally {
       b.releaseUnused(n, want);
     }
@@ -148,7 +151,7 @@ export class NetworkPath {
 
   private write(k: number): void {
     if (k === 0) return;
-    const written = addon.tunWrite(this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus);
+    const written = this.io.tunWrite(this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus);
     for (let i = 0; i < k; i++) {
       const buf = this.writeBufs[i]!;
       const peer = this.writePeers[i]!;
