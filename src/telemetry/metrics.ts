@@ -11,10 +11,17 @@
 //   udptun_drops_total{path, reason}       packets dropped, by reason (src/tunnel/drops.ts)
 //   udptun_keepalives_received_total{peer} keepalive messages received
 //   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
+//   udptun_process_resident_memory_bytes   resident set size
+//   udptun_process_heap_used_bytes         V8 heap in use
+//   udptun_process_open_fds                open file descriptors
+//   udptun_process_cpu_seconds_total       CPU time, user + system
+//   udptun_process_gc_total                garbage collections (flat in steady state: no per-packet allocation)
 import type { Attributes, Meter, UpDownCounter } from "@opentelemetry/api";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { readdirSync } from "node:fs";
+import { PerformanceObserver } from "node:perf_hooks";
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import { DEVICE_PATH_DROPS, DROP_LABELS, NETWORK_PATH_DROPS } from "../tunnel/drops.ts";
 import type { Forwarder } from "../tunnel/forwarder.ts";
@@ -31,6 +38,10 @@ export class Telemetry {
   readonly provider: MeterProvider;
   private readonly meter: Meter;
   private readonly bufferCount: UpDownCounter;
+  private gcRuns = 0;
+  private readonly gcObserver = new PerformanceObserver((list) => {
+    this.gcRuns += list.getEntries().length;
+  });
 
   constructor(version: string) {
     // The exporter serves through our own HTTP server (server.ts), beside /healthz.
@@ -44,6 +55,7 @@ export class Telemetry {
       description: "Buffers allocated by the pool.",
       unit: "{buffers}",
     });
+    this.gcObserver.observe({ entryTypes: ["gc"] });
   }
 
   /** The pool created (or, with a negative delta, freed) buffers. */
@@ -86,6 +98,20 @@ export class Telemetry {
       description: "Times the UDP socket's send buffer was full and TUN reads paused.",
       unit: "{events}",
     });
+    const rss = m.createObservableGauge("udptun.process.resident_memory_bytes", { description: "Resident set size.", unit: "By" });
+    const heap = m.createObservableGauge("udptun.process.heap_used_bytes", { description: "V8 heap in use.", unit: "By" });
+    const fds = m.createObservableGauge("udptun.process.open_fds", { description: "Open file descriptors.", unit: "{fds}" });
+    const cpu = m.createObservableCounter("udptun.process.cpu_seconds", { description: "CPU time, user + system.", unit: "s" });
+    const gc = m.createObservableCounter("udptun.process.gc", { description: "Garbage collections.", unit: "{collections}" });
+    m.addBatchObservableCallback((r) => {
+      const mem = process.memoryUsage();
+      const usage = process.cpuUsage();
+      r.observe(rss, mem.rss);
+      r.observe(heap, mem.heapUsed);
+      r.observe(fds, readdirSync("/proc/self/fd").length);
+      r.observe(cpu, (usage.user + usage.system) / 1e6);
+      r.observe(gc, this.gcRuns);
+    }, [rss, heap, fds, cpu, gc]);
     m.addBatchObservableCallback((r) => {
       for (const p of pools) {
         const a = poolAttributes(p);
@@ -109,6 +135,7 @@ export class Telemetry {
   }
 
   async shutdown(): Promise<void> {
+    this.gcObserver.disconnect();
     await this.provider.shutdown();
   }
 }
