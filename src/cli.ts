@@ -50,7 +50,7 @@ function parseArgs(argv: string[]): { cmd: string; config: string | undefined } 
   return { cmd, config };
 }
 
-async function run(config: Config, ver: string): Promise<void> {
+async function run(config: Config, configPath: string, ver: string): Promise<void> {
   const log = createLogger(config.log.level);
   const telemetry = new Telemetry(ver);
   let fwd: Forwarder | null = null;
@@ -70,6 +70,16 @@ async function run(config: Config, ver: string): Promise<void> {
     process.exit(code);
   };
 
+  process.on("SIGHUP", () => {
+    if (!fwd || stopping) return;
+    try {
+      const next = loadConfig(configPath);
+      const res = fwd.reload(next);
+      log.info(res, res.needsRestart.length ? "peers reloaded; other changes need a restart" : "peers reloaded");
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "reload failed; the running config stays");
+    }
+  });
   process.on("SIGINT", () => void stop(0, "SIGINT"));
   process.on("SIGTERM", () => void stop(0, "SIGTERM"));
   process.on("uncaughtException", (err) => void stop(EXIT_RUNTIME, "uncaught exception", err));
@@ -103,11 +113,13 @@ async function main(): Promise<void> {
   }
   let cmd: string;
   let config: Config;
+  let configFile: string | undefined;
   try {
     const args = parseArgs(argv);
     cmd = args.cmd;
     if (cmd !== "run" && cmd !== "check") throw new ConfigError(cmd, `unknown command\n${USAGE}`);
     if (!args.config) throw new ConfigError("--config", "missing (give --config FILE or set UDPTUN_CONFIG)");
+    configFile = args.config;
     config = loadConfig(args.config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -119,7 +131,7 @@ async function main(): Promise<void> {
     console.log("config ok");
     return;
   }
-  await run(config, version());
+  await run(config, configFile!, version());
 }
 
 await main();

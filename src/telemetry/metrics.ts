@@ -11,6 +11,7 @@
 //   udptun_drops_total{path, reason}       packets dropped, by reason (src/tunnel/drops.ts)
 //   udptun_keepalives_received_total{peer} keepalive messages received
 //   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
+//   udptun_device_paused_seconds_total     time TUN reads spent paused for a full socket
 //   udptun_process_resident_memory_bytes   resident set size
 //   udptun_process_heap_used_bytes         V8 heap in use
 //   udptun_process_open_fds                open file descriptors
@@ -112,6 +113,10 @@ export class Telemetry {
       r.observe(cpu, (usage.user + usage.system) / 1e6);
       r.observe(gc, this.gcRuns);
     }, [rss, heap, fds, cpu, gc]);
+    const paused = m.createObservableCounter("udptun.device.paused_seconds", {
+      description: "Time TUN reads spent paused because the UDP socket was full.",
+      unit: "s",
+    });
     m.addBatchObservableCallback((r) => {
       for (const p of pools) {
         const a = poolAttributes(p);
@@ -131,7 +136,8 @@ export class Telemetry {
       for (const code of DEVICE_PATH_DROPS) r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason: DROP_LABELS[code] });
       for (const code of NETWORK_PATH_DROPS) r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason: DROP_LABELS[code] });
       r.observe(socketFull, fwd.socketFullEvents);
-    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull]);
+      r.observe(paused, fwd.pausedSeconds);
+    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, paused]);
   }
 
   async shutdown(): Promise<void> {

@@ -45,7 +45,8 @@ export class DevicePath {
   private readonly tun: TunDevice;
   private readonly sock: UdpSocket;
   private readonly pool: BufferPool;
-  private readonly peers: PeerTable;
+  /** Replaced whole by a reload (SIGHUP), between two batches. */
+  peers: PeerTable;
   private readonly hooks: DevicePathHooks;
   private readonly io: PacketIo;
 

@@ -6,10 +6,11 @@ import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
 import { addon, READABLE, WRITABLE } from "../native/addon.ts";
 import { closeTun, openTun } from "../native/tun.ts";
+import { linkExists } from "../system/netdev.ts";
 import type { TunDevice } from "../native/tun.ts";
 import { closeUdp, openUdp } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
-import { encodeEndpoint, formatEndpoint, parseIp } from "../net/address.ts";
+import { encodeEndpoint, formatEndpoint, formatPrefix, parseIp } from "../net/address.ts";
 import { BufferPool } from "../pool/buffer-pool.ts";
 import { bufferSizeFor, HEADROOM } from "./constants.ts";
 import { DevicePath } from "./device-path.ts";
@@ -30,16 +31,22 @@ export interface ForwarderOptions {
 
 const RESOLVE_RETRY_MS = 5000;
 
+/** JSON.stringify helper: byte arrays (addresses) compare by content. */
+const prefixReplacer = (_k: string, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v);
+
 export class Forwarder {
   readonly devicePool: BufferPool;
   readonly networkPool: BufferPool;
-  readonly peers: PeerTable;
+  peers: PeerTable;
+  private config: Config;
   readonly tun: TunDevice;
   readonly sock: UdpSocket;
   readonly device: DevicePath;
   readonly network: NetworkPath;
-  /** Times the UDP socket was full and TUN reads paused. */
+  /** Times the UDP socket was full and TUN reads paused, and the seconds they stayed paused. */
   socketFullEvents = 0;
+  private pausedMs = 0;
+  private pausedSince = 0;
 
   private tunWatch: object | null = null;
   private sockWatch: object | null = null;
@@ -53,6 +60,7 @@ export class Forwarder {
   /** Opens the socket, then the device (so a taken port leaves no device behind), and starts. */
   constructor(opts: ForwarderOptions) {
     const { config, log } = opts;
+    this.config = config;
     this.log = log;
     this.onFatal = opts.onFatal;
     const size = bufferSizeFor(config.device.mtu);
@@ -91,7 +99,11 @@ export class Forwarder {
 
     config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
     this.tunWatch = addon.pollStart(this.tun.fd, READABLE, (status) => this.guard(() => {
-      if (status < 0) throw new Error(`TUN device ${this.tun.name}: poll error (was the device deleted?)`);
+      if (status < 0) {
+        throw new Error(linkExists(this.tun.name)
+          ? `TUN device ${this.tun.name}: poll error`
+          : `TUN device ${this.tun.name} was deleted underneath udptun; exiting (a supervisor restart recreates it)`);
+      }
       this.device.onReadable();
     }));
     this.sockWatch = addon.pollStart(this.sock.fd, READABLE, (status, events) => this.guard(() => {
@@ -99,6 +111,43 @@ export class Forwarder {
       if (events & WRITABLE) this.device.onWritable();
       if (events & READABLE) this.network.onReadable();
     }));
+  }
+
+  /**
+   * Applies a new config's peers (SIGHUP). Unchanged peers keep their objects, counters
+   * and resolved endpoints, so their flows never notice; changed and new ones are rebuilt;
+   * removed ones stop being routed. Other sections need a restart and are reported.
+   */
+  reload(next: Config): { kept: string[]; added: string[]; changed: string[]; removed: string[]; needsRestart: string[] } {
+    const key = (p: Config["peers"][number]) =>
+      JSON.stringify([p.endpoint.host, p.endpoint.port, p.allowedIps.map(formatPrefix)]);
+    const before = new Map(this.config.peers.map((p, i) => [p.name, { spec: key(p), peer: this.peers.peers[i] }]));
+    const kept: string[] = [], added: string[] = [], changed: string[] = [];
+    const fresh: { peer: Peer; host: string; port: number }[] = [];
+    const peers = next.peers.map((pc) => {
+      const old = before.get(pc.name);
+      if (old && old.spec === key(pc)) {
+        kept.push(pc.name);
+        return old.peer;
+      }
+      (old ? changed : added).push(pc.name);
+      const peer = new Peer(pc.name, pc.allowedIps);
+      fresh.push({ peer, host: pc.endpoint.host, port: pc.endpoint.port });
+      return peer;
+    });
+    const removed = [...before.keys()].filter((n) => !next.peers.some((p) => p.name === n));
+    const table = new PeerTable(peers);
+    this.peers = this.device.peers = this.network.peers = table;
+    for (const f of fresh) this.resolve(f.peer, f.host, f.port);
+    const needsRestart = (["device", "listen", "metrics", "socket", "pools"] as const)
+      .filter((k) => JSON.stringify(this.config[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
+    this.config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, this.config[k]])) } as Config;
+    return { kept, added, changed, removed, needsRestart };
+  }
+
+  /** Seconds TUN reads have spent paused for a full socket, the current pause included. */
+  get pausedSeconds(): number {
+    return (this.pausedMs + (this.deviceReading ? 0 : performance.now() - this.pausedSince)) / 1000;
   }
 
   get localEndpoint(): string {
@@ -130,7 +179,12 @@ export class Forwarder {
   private setDeviceReads(on: boolean): void {
     if (on === this.deviceReading || !this.tunWatch) return;
     this.deviceReading = on;
-    if (!on) this.socketFullEvents++;
+    if (on) {
+      this.pausedMs += performance.now() - this.pausedSince;
+    } else {
+      this.socketFullEvents++;
+      this.pausedSince = performance.now();
+    }
     addon.pollSet(this.tunWatch, on ? READABLE : 0);
   }
 

@@ -42,7 +42,8 @@ export class NetworkPath {
   private readonly sock: UdpSocket;
   private readonly tun: TunDevice;
   private readonly pool: BufferPool;
-  private readonly peers: PeerTable;
+  /** Replaced whole by a reload (SIGHUP), between two batches. */
+  peers: PeerTable;
   private readonly hooks: NetworkPathHooks;
   private readonly io: PacketIo;
 
