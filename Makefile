@@ -11,7 +11,7 @@ NODE := $(CURDIR)/node_modules/.bin/node
 STAMP := node_modules/.udptun-installed
 TEST_LOG := .tap-output.log
 
-.PHONY: help setup build lint test test-unit test-e2e demo bench clean docker-build docker-up docker-iperf docker-down docker-test
+.PHONY: help setup build lint test test-unit test-e2e soak demo bench clean docker-build docker-up docker-iperf docker-down docker-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ test-unit: setup ## unit tests only
 
 test-e2e: build ## end-to-end tests only
 	@tap test/e2e/*.test.ts
+
+soak: build ## long soak: iperf3 through the tunnel, RSS/heap/fds/pools sampled and asserted flat (SOAK_SECONDS, default 600)
+	@echo "==> soak for $${SOAK_SECONDS:-600} s"
+	@SOAK_SECONDS=$${SOAK_SECONDS:-600} tap test/soak/soak.test.ts
 
 demo: build ## two tunnel ends in namespaces, iperf3 through them, Prometheus scraping, figures printed
 	@echo "==> demo"
