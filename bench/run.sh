@@ -42,6 +42,12 @@ usage: bench/run.sh [options]
   --iperf-args "ARGS"    extra iperf3 client arguments (e.g. "-w 4M")
   --wait-quiet S         before starting, wait up to S seconds for the machine to be
                          quiet (other processes < 5% of the CPU); default 0 = only warn
+  --retry-noisy N        re-measure a run up to N times when other processes used more
+                         than 5% of the machine during it, after waiting (bounded) for
+                         a quiet machine; default 2 (0 = keep noisy runs, flagged)
+  --quiet-wait S         longest wait for a quiet machine before a retry (default 60)
+  --retry-budget S       at most S seconds spent on retries (waits + repeated runs) in
+                         the whole bench run (default 600); then noisy runs are kept
   --prefix P             namespace prefix (default ubench): P-a, P-b
   --out DIR              results directory (default bench/results)
   --report DIR           only rebuild table/JSON/SVG from a raw run directory
@@ -66,6 +72,9 @@ UDPTUN_VARIANTS=()
 REPORT_ONLY=
 PIN_IPERF=
 WAIT_QUIET=0
+RETRY_NOISY=2
+QUIET_WAIT=60
+RETRY_BUDGET=600
 IPERF_EXTRA=
 CLEANUP_ONLY=0
 INSTALL_DEPS=0
@@ -89,6 +98,9 @@ while [[ $# -gt 0 ]]; do
     --pin-iperf) need_arg "$@"; PIN_IPERF=$2; shift 2 ;;
     --iperf-args) need_arg "$@"; IPERF_EXTRA=$2; shift 2 ;;
     --wait-quiet) need_arg "$@"; WAIT_QUIET=$2; shift 2 ;;
+    --retry-noisy) need_arg "$@"; RETRY_NOISY=$2; shift 2 ;;
+    --quiet-wait) need_arg "$@"; QUIET_WAIT=$2; shift 2 ;;
+    --retry-budget) need_arg "$@"; RETRY_BUDGET=$2; shift 2 ;;
     --prefix) need_arg "$@"; PREFIX=$2; shift 2 ;;
     --out) need_arg "$@"; OUT_DIR=$2; shift 2 ;;
     --report) need_arg "$@"; REPORT_ONLY=$2; shift 2 ;;
@@ -106,6 +118,9 @@ done
 for r in $UDP_RATES; do [[ $r =~ ^[0-9.]+[kKmMgG]?$ ]] || die "bad UDP rate $r"; done
 for d in $DIRS; do [[ $d == fwd || $d == rev ]] || die "bad direction $d"; done
 [[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "--wait-quiet wants seconds"
+[[ $RETRY_NOISY =~ ^[0-9]+$ ]] || die "--retry-noisy wants a count"
+[[ $QUIET_WAIT =~ ^[0-9]+$ ]] || die "--quiet-wait wants seconds"
+[[ $RETRY_BUDGET =~ ^[0-9]+$ ]] || die "--retry-budget wants seconds"
 [[ -z $PIN_IPERF || $PIN_IPERF =~ ^[0-9]+,[0-9]+$ ]] || die "--pin-iperf wants C,S (CPU numbers)"
 case $UNDERLAY_OFFLOADS in default | off) ;; *) die "--underlay-offloads: default or off" ;; esac
 
@@ -219,13 +234,15 @@ mkdir -p "$RUN_DIR/iperf" || die "cannot create $RUN_DIR"
 variant_args=()
 for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
 has_scen udptun || variant_args=()
-"$UDPTUN_NODE" -e '
+RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDPTUN_NODE" -e '
   const [started, runs, time, rates, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
   const variants = [];
   for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
   const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), dirs: dirs.split(" "),
     prefix, scenarios: only.split(","), underlay_offloads: underlay, full: full === "1",
     pin_iperf: pin || null, iperf_extra_args: extra || null,
+    retry_noisy: +process.env.RETRY_NOISY, quiet_wait_s: +process.env.QUIET_WAIT,
+    retry_budget_s: +process.env.RETRY_BUDGET,
     topology: { underlay_a: "198.18.0.1/24 fd18::1/64", underlay_b: "198.18.0.2/24 fd18::2/64",
       veth_scenario: "veth MTU 1420, TSO/GSO/GRO off",
       tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
@@ -239,7 +256,7 @@ has_scen udptun || variant_args=()
 quiet_deadline=$((SECONDS + WAIT_QUIET))
 while :; do
   read -r fp ftop <<<"$(foreign_pct 2)"
-  if ((fp < 5)); then
+  if ((fp < NOISY_PCT)); then
     echo "machine quiet: ${fp}% of the CPU used by other processes" >&2
     break
   fi
@@ -267,6 +284,9 @@ for s in "${SCEN[@]}"; do
   esac
 done
 echo "bench: measured in ${SECONDS}s; raw results in $RUN_DIR" >&2
+if [[ -s $RUN_DIR/records.noisy.ndjson ]]; then
+  echo "bench: $(wc -l <"$RUN_DIR/records.noisy.ndjson") noisy run(s) were measured again (records.noisy.ndjson)" >&2
+fi
 [[ ${#failed[@]} -gt 0 ]] && echo "bench: scenarios with failures: ${failed[*]}" >&2
 
 "$NODE" "$BENCH_DIR/lib/report.mjs" --report "$RUN_DIR" --json "$RUN_DIR/results.json" \

@@ -14,6 +14,7 @@
 # Globals from run.sh: RUNS TIME DIRS RUN_DIR NODE BENCH_DIR PROGRESS_DONE PROGRESS_TOTAL
 
 CLK_TCK=$(getconf CLK_TCK)
+NPROC=$(nproc)
 IPERF_PORT=5201
 
 mlog() { printf '%s\n' "$*" >&2; }
@@ -54,6 +55,8 @@ ctr_delta() {
 }
 
 # host-wide CPU ticks from /proc/stat: "user nice system idle iowait irq softirq steal"
+# (recorded for reference only: on this VM kind the tick-sampled /proc/stat
+# loses ticks; per-process times are exact, the rest of the harness uses those)
 host_ticks() {
   local l
   read -r l </proc/stat
@@ -101,17 +104,16 @@ bg_usage() {
 # foreign_pct SECS: share (%) of the whole machine used over SECS seconds by
 # processes other than kernel threads and this harness; "pct top"
 foreign_pct() {
-  local secs=${1:-2} s0 s1 h0 h1 bg a b k tot=0 f
+  local secs=${1:-2} s0 s1 bg t0 t1 cap f
   s0=$(mktemp); s1=$(mktemp)
-  proc_snapshot >"$s0"; h0=$(host_ticks)
+  proc_snapshot >"$s0"; t0=$(date +%s%N)
   sleep "$secs"
-  proc_snapshot >"$s1"; h1=$(host_ticks)
+  proc_snapshot >"$s1"; t1=$(date +%s%N)
   read -r -a bg <<<"$(bg_usage "$s0" "$s1" "$$ $BASHPID")"
   rm -f "$s0" "$s1"
-  read -r -a a <<<"$h0"; read -r -a b <<<"$h1"
-  for k in 0 1 2 3 4 5 6 7; do tot=$((tot + b[k] - a[k])); done
-  ((tot > 0)) || tot=1
-  f=$((100 * ${bg[1]:-0} / tot))
+  cap=$(((t1 - t0) * CLK_TCK * NPROC / 1000000000))
+  ((cap > 0)) || cap=1
+  f=$((100 * ${bg[1]:-0} / cap))
   echo "$f ${bg[2]:--}"
 }
 
@@ -128,7 +130,6 @@ wait_listen() {
 # json helpers: value or null
 jnum() { [[ -n $1 ]] && printf '%s' "$1" || printf 'null'; }
 
-# measure_one spec dir run -> appends a record
 # measure_one spec dir run attempt: one iperf3 run; its record goes to
 # $RUN_DIR/.record. Returns 0 ok, 1 iperf3 failed, 2 a forwarder died,
 # 3 noisy (other processes used more than NOISY_PCT% of the machine).
@@ -204,14 +205,17 @@ measure_one() {
   if [[ -n $SC_PID_A ]] && ! kill -0 "$SC_PID_A" 2>/dev/null; then alive=false; fi
   if [[ -n $SC_PID_B ]] && ! kill -0 "$SC_PID_B" 2>/dev/null; then alive=false; fi
 
-  local hv0=($h0) hv1=($h1) k host="" htot=0
-  for k in 0 1 2 3 4 5 6 7; do host+="${host:+,}$((hv1[k] - hv0[k]))"; htot=$((htot + hv1[k] - hv0[k])); done
-  ((htot > 0)) || htot=1
+  local hv0 hv1 k host="" cap
+  read -r -a hv0 <<<"$h0"; read -r -a hv1 <<<"$h1"
+  for k in 0 1 2 3 4 5 6 7; do host+="${host:+,}$((hv1[k] - hv0[k]))"; done
+  # machine capacity over the run, in clock ticks
+  cap=$(((t1 - t0) * CLK_TCK * NPROC / 1000000000))
+  ((cap > 0)) || cap=1
   local variant=${SC_VARIANT:-}
   variant=${variant//\\/\\\\}; variant=${variant//\"/\\\"}
-  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s,"tx_dropped":%s},"dev_b":{"rx":%s,"tx":%s,"tx_dropped":%s},"udp_a":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"udp_b":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"forwarders_alive":%s,"host_ticks":[%s],"bg":{"kernel_ticks":%s,"foreign_ticks":%s,"foreign_top":"%s"}}\n' \
+  printf '{"label":"%s","kind":"%s","variant":"%s","spec":"%s","proto":"%s","family":%s,"rate":"%s","dir":"%s","run":%s,"time":%s,"udp_len":%s,"mtu":%s,"file":"%s","rc":%s,"wall_ns":%s,"clk_tck":%s,"nproc":%s,"cpu_ticks_a":%s,"cpu_ticks_b":%s,"dev_a":{"rx":%s,"tx":%s,"tx_dropped":%s},"dev_b":{"rx":%s,"tx":%s,"tx_dropped":%s},"udp_a":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"udp_b":{"rcvbuf_errors":%s,"sndbuf_errors":%s},"forwarders_alive":%s,"host_ticks":[%s],"bg":{"kernel_ticks":%s,"foreign_ticks":%s,"foreign_top":"%s"}}\n' \
     "$SC_LABEL" "$SC_KIND" "$variant" "$spec" "$proto" "$fam" "$rate" "$dir" "$run" "$TIME" "$(jnum "$udp_len")" "$SC_MTU" \
-    "iperf/$name.json" "$rc" "$((t1 - t0))" "$CLK_TCK" \
+    "iperf/$name.json" "$rc" "$((t1 - t0))" "$CLK_TCK" "$NPROC" \
     "$(jnum "$([[ -n $ca0 && -n $ca1 ]] && echo $((ca1 - ca0)))")" \
     "$(jnum "$([[ -n $cb0 && -n $cb1 ]] && echo $((cb1 - cb0)))")" \
     "$(ctr_delta 0 "$da0" "$da1")" "$(ctr_delta 1 "$da0" "$da1")" "$(ctr_delta 2 "$da0" "$da1")" \
@@ -233,18 +237,19 @@ measure_one() {
     return 2
   fi
   [[ $rc != 0 ]] && return 1
-  if ((${bg[1]:-0} * 100 > NOISY_PCT * htot)); then return 3; fi
+  if ((${bg[1]:-0} * 100 > NOISY_PCT * cap)); then return 3; fi
   return 0
 }
 
 NOISY_PCT=${NOISY_PCT:-5}
+RETRY_BUDGET_SPENT_LOGGED=0
 
 # wait_quiet MAX_S: wait up to MAX_S seconds until other processes use less
 # than NOISY_PCT% of the machine (2-second windows). 0 = quiet, 1 = gave up.
 wait_quiet() {
-  local max=${1:-60} start=$SECONDS fp ftop
+  local max=${1:-60} start=$SECONDS fp
   while :; do
-    read -r fp ftop <<<"$(foreign_pct 2)"
+    read -r fp _ <<<"$(foreign_pct 2)"
     ((fp < NOISY_PCT)) && return 0
     ((SECONDS - start >= max)) && return 1
     sleep 3
@@ -253,19 +258,34 @@ wait_quiet() {
 
 # measure_try spec dir run: measure_one, and while the run was noisy and
 # RETRY_NOISY attempts remain, wait (bounded, QUIET_WAIT s) for a quiet
-# machine and measure again. The kept record goes to records.ndjson; noisy
-# ones that were replaced go to records.noisy.ndjson.
+# machine and measure again. All retrying of a bench run together may spend at
+# most RETRY_BUDGET seconds (waits and repeated runs); after that noisy runs
+# are kept, flagged. The kept record goes to records.ndjson; noisy ones that
+# were replaced go to records.noisy.ndjson.
+RETRY_SPENT=0
 measure_try() {
-  local spec=$1 dir=$2 run=$3 attempt=0 rc
+  local spec=$1 dir=$2 run=$3 attempt=0 rc t0 left
   while :; do
+    t0=$SECONDS
     measure_one "$spec" "$dir" "$run" "$attempt"
     rc=$?
+    ((attempt > 0)) && RETRY_SPENT=$((RETRY_SPENT + SECONDS - t0))
+    left=$((${RETRY_BUDGET:-600} - RETRY_SPENT))
     if [[ $rc == 3 ]] && ((attempt < ${RETRY_NOISY:-0})); then
+      if ((left <= TIME + 2)); then
+        ((RETRY_BUDGET_SPENT_LOGGED++ == 0)) &&
+          mlog "    retry budget (${RETRY_BUDGET:-600}s) used up: noisy runs are kept from now on, flagged"
+        break
+      fi
       cat "$RUN_DIR/.record" >>"$RUN_DIR/records.noisy.ndjson"
       attempt=$((attempt + 1))
-      if ! wait_quiet "${QUIET_WAIT:-60}"; then
-        mlog "    machine still busy after ${QUIET_WAIT:-60}s; measuring again anyway"
+      t0=$SECONDS
+      local w=${QUIET_WAIT:-60}
+      ((w > left - TIME - 2)) && w=$((left - TIME - 2))
+      if ! wait_quiet "$w"; then
+        mlog "    machine still busy after ${w}s; measuring again anyway"
       fi
+      RETRY_SPENT=$((RETRY_SPENT + SECONDS - t0))
       continue
     fi
     break
@@ -298,4 +318,4 @@ measure_matrix() {
   done
 }
 
-matrix_size() { local n=0 s d; for s in $SC_SPECS; do for d in $DIRS; do n=$((n + 1)); done; done; echo $((n * RUNS)); }
+matrix_size() { local n s; n=$(wc -w <<<"$DIRS"); s=$(wc -w <<<"$SC_SPECS"); echo $((n * s * RUNS)); }

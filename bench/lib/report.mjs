@@ -107,36 +107,20 @@ function analyse(runDir, rec) {
     udp_rcvbuf_a: n(rec.udp_a?.rcvbuf_errors), udp_rcvbuf_b: n(rec.udp_b?.rcvbuf_errors),
     udp_sndbuf_a: n(rec.udp_a?.sndbuf_errors), udp_sndbuf_b: n(rec.udp_b?.sndbuf_errors),
   };
-  if (Array.isArray(rec.host_ticks) && rec.host_ticks.length >= 8) {
-    // /proc/stat cpu line: user nice system idle iowait irq softirq steal (all cores)
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = rec.host_ticks;
-    const total = user + nice + system + idle + iowait + irq + softirq + steal;
-    if (total > 0) {
-      const busy = total - idle - iowait;
-      // unaccounted: busy - irq/softirq - forwarders - iperf3 client and
-      // server (their own getrusage, % of one core); includes kernel threads
-      // (ksoftirqd) and anything else. foreign: CPU of processes outside the
-      // test (per-process snapshot, kernel threads excluded): if large,
-      // something else ran on the machine during the test.
-      const cu = j.end?.cpu_utilization_percent;
-      const iperfTicks = cu ? (((cu.host_total ?? 0) + (cu.remote_total ?? 0)) / 100) * wall * tck : 0;
-      const fwTicks = (rec.cpu_ticks_a ?? 0) + (rec.cpu_ticks_b ?? 0);
-      const other = Math.max(0, busy - irq - softirq - steal - fwTicks - iperfTicks);
-      out.host = {
-        busy_pct: (100 * busy) / total,
-        softirq_pct: (100 * softirq) / total,
-        system_pct: (100 * system) / total,
-        user_pct: (100 * (user + nice)) / total,
-        steal_pct: (100 * steal) / total,
-        iperf_cpu_pct_of_core: cu ? { client: cu.host_total, server: cu.remote_total } : null,
-        unaccounted_pct: cu ? (100 * other) / total : null,
-        kernel_threads_pct: rec.bg ? (100 * rec.bg.kernel_ticks) / total : null,
-        foreign_pct: rec.bg ? (100 * rec.bg.foreign_ticks) / total : null,
-        foreign_top: rec.bg?.foreign_top && rec.bg.foreign_top !== '-' ? rec.bg.foreign_top : null,
-      };
-      if (out.host.foreign_pct !== null && out.host.foreign_pct > NOISY_PCT) out.noisy = true;
-    }
-  }
+  // Machine use during the run, from per-process times (exact: the kernel
+  // scales them to the scheduler's runtime), as % of all cores over the wall
+  // time. /proc/stat is kept raw only: its tick sampling loses ticks on this
+  // VM kind (busy + idle adding up to half the wall time was seen).
+  const capTicks = wall * tck * (rec.nproc || os.cpus().length);
+  const cu = j.end?.cpu_utilization_percent;
+  out.host = {
+    iperf_cpu_pct_of_core: cu ? { client: cu.host_total, server: cu.remote_total } : null,
+    kernel_threads_pct: rec.bg ? (100 * rec.bg.kernel_ticks) / capTicks : null,
+    foreign_pct: rec.bg ? (100 * rec.bg.foreign_ticks) / capTicks : null,
+    foreign_top: rec.bg?.foreign_top && rec.bg.foreign_top !== '-' ? rec.bg.foreign_top : null,
+    proc_stat_ticks: rec.host_ticks ?? null,
+  };
+  if (out.host.foreign_pct !== null && out.host.foreign_pct > NOISY_PCT) out.noisy = true;
   if (rec.forwarders_alive === false) {
     out.ok = false;
     out.error = (out.error ? out.error + '; ' : '') + 'forwarder died';
@@ -166,7 +150,7 @@ if (argv[0] === '--one') {
     s += `  fwd CPU ${fmt(a.forwarders.a?.cpu_pct, 0)}%/${fmt(a.forwarders.b?.cpu_pct, 0)}%`;
     s += `  ${fmt(a.cpu_us_per_pkt, 2)} us/pkt`;
   }
-  if (a.host) s += `  host ${fmt(a.host.busy_pct, 0)}%`;
+  if (a.host?.kernel_threads_pct) s += `  kthreads ${fmt(a.host.kernel_threads_pct, 0)}%`;
   if (a.noisy) s += `  NOISY: ${fmt(a.host.foreign_pct, 0)}% of the machine used by other processes (${a.host.foreign_top})`;
   const d = a.drops ?? {};
   const tq = (d.tun_queue_a ?? 0) + (d.tun_queue_b ?? 0);
@@ -247,10 +231,10 @@ function aggregate(analysed) {
       cpu_pct_a: stats(good.map((r) => r.forwarders?.a?.cpu_pct)),
       cpu_pct_b: stats(good.map((r) => r.forwarders?.b?.cpu_pct)),
       loss_pct: stats(good.map((r) => r.loss_pct)),
-      host_busy_pct: stats(good.map((r) => r.host?.busy_pct)),
+
       drops_tun_queue: stats(good.map((r) => (r.drops.tun_queue_a ?? 0) + (r.drops.tun_queue_b ?? 0))),
       drops_udp_rcvbuf: stats(good.map((r) => (r.drops.udp_rcvbuf_a ?? 0) + (r.drops.udp_rcvbuf_b ?? 0))),
-      host_softirq_pct: stats(good.map((r) => r.host?.softirq_pct)),
+
       host_foreign_pct: stats(good.map((r) => r.host?.foreign_pct)),
       host_kernel_threads_pct: stats(good.map((r) => r.host?.kernel_threads_pct)),
       noisy_runs: runs.filter((r) => r.noisy).length,
@@ -284,7 +268,7 @@ function aggregate(analysed) {
 
 // ------------------------------------------------------------ table
 function table(rows, meta, mach) {
-  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'host busy/sirq%', 'other%', 'loss%', 'retr'];
+  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'kthreads%', 'other%', 'loss%', 'retr'];
   const lines = [];
   lines.push(
     `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  ` +
@@ -319,7 +303,7 @@ function table(rows, meta, mach) {
       fmt(r.cpu_us_per_pkt?.median, 2),
       fmt(r.cpu_us_per_delivered_pkt?.median, 2),
       r.cpu_pct_a ? `${fmt(r.cpu_pct_a.median, 0)}/${fmt(r.cpu_pct_b?.median, 0)}` : '',
-      r.host_busy_pct ? `${fmt(r.host_busy_pct.median, 0)}/${fmt(r.host_softirq_pct?.median, 0)}` : '',
+      r.host_kernel_threads_pct ? fmt(r.host_kernel_threads_pct.median, 0) : '',
       r.host_foreign_pct ? fmt(r.host_foreign_pct.max, 0) + (r.noisy_runs ? '!' : '') : '',
       r.proto === 'udp' ? fmt(r.loss_pct?.median, 1) : '',
       r.proto === 'tcp' ? fmt(r.retransmits?.median, 0) : '',
@@ -341,7 +325,7 @@ function table(rows, meta, mach) {
       'mean of A and B. us/dlv-pkt: mean forwarder CPU per delivered data packet. fwd CPU%: % of one core.',
   );
   lines.push(
-    'host busy/sirq%: whole machine (all cores) busy and softirq share during the test (softirq time is not charged to any process).',
+    'kthreads%: kernel threads (ksoftirqd, kworkers) as % of the whole machine (all cores), median.',
   );
   lines.push(
     `other%: worst run's share of the machine used by processes outside the test (kernel threads excluded); '!' = over ${NOISY_PCT}%, results disturbed.`,
@@ -498,7 +482,7 @@ if (argv[0] === '--report') {
       udp: 'datagram length = MTU - 28 (IPv4); offered rate iperf3 -b (0 = flood); delivered packets = sum_received.bytes / length',
       cpu_us_per_pkt: 'forwarder utime+stime (/proc/PID/stat, all threads) / packets moved through its TUN device (rx+tx counters, ACKs included), mean of both forwarders',
       cpu_us_per_delivered_pkt: 'mean forwarder CPU / data packets delivered to the receiver (TCP: bytes/(MTU-IP header-32))',
-      host: '/proc/stat cpu line over the test: busy = 1 - (idle+iowait)/total, softirq share; all cores. foreign_pct: CPU of processes outside the test (per-process /proc snapshot, kernel threads excluded); runs over 5% are flagged noisy',
+      host: 'per-process /proc snapshots before and after each run, as % of all cores over the wall time: kernel_threads_pct (pid 2 and its children), foreign_pct (every process outside the test); runs with foreign_pct over 5% are flagged noisy (and retried with --retry-noisy). proc_stat_ticks: raw /proc/stat delta, unreliable on this VM kind',
       ratios: 'x_veth, x_wireguard_go, x_ceiling_c: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
     },
     results: rows,

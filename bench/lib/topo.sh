@@ -71,8 +71,10 @@ topo_veth_tune() {
   local prefix=${1:-ubench} mtu=${2:-1420} state=${3:-off} ns
   for ns in "$(topo_ns_a "$prefix")" "$(topo_ns_b "$prefix")"; do
     ip -n "$ns" link set "$TOPO_DEV" mtu "$mtu" || return 1
-    ip netns exec "$ns" ethtool -K "$TOPO_DEV" tso "$state" gso "$state" gro "$state" >/dev/null 2>&1 ||
-      ip netns exec "$ns" ethtool -K "$TOPO_DEV" tso "$state" gso "$state" gro "$state" >/dev/null || return 1
+    ip netns exec "$ns" ethtool -K "$TOPO_DEV" tso "$state" gso "$state" gro "$state" >/dev/null || {
+      topo_log "ethtool -K $TOPO_DEV tso/gso/gro $state failed in $ns"
+      return 1
+    }
   done
 }
 
@@ -87,11 +89,20 @@ topo_bg() {
   TOPO_PIDS+=("$TOPO_LAST_PID")
 }
 
-# topo_kill pid [timeout_s]: SIGTERM, wait up to timeout, then SIGKILL.
+# topo_forget pid: drop a reaped pid from the cleanup list (so a later
+# cleanup can never signal an unrelated process that reused the number)
+topo_forget() {
+  local keep=() p
+  for p in "${TOPO_PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  TOPO_PIDS=("${keep[@]}")
+}
+
+# topo_kill pid [timeout_s]: SIGTERM, wait up to timeout, then SIGKILL; reap
+# it and forget it. Only for children of this shell (started with topo_bg).
 topo_kill() {
   local pid=$1 t=${2:-5} i
   [[ -n $pid ]] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; topo_forget "$pid"; return 0; }
   kill -TERM "$pid" 2>/dev/null
   for ((i = 0; i < t * 20; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -102,6 +113,7 @@ topo_kill() {
     kill -KILL "$pid" 2>/dev/null
   fi
   wait "$pid" 2>/dev/null
+  topo_forget "$pid"
   return 0
 }
 
@@ -142,7 +154,8 @@ topo_cleanup() {
   for pid in "${TOPO_PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
   done
-  for pid in "${TOPO_PIDS[@]}"; do topo_kill "$pid" 3; done
+  local pids=("${TOPO_PIDS[@]}")
+  for pid in "${pids[@]}"; do topo_kill "$pid" 3; done
   TOPO_PIDS=()
   for ns in "${TOPO_CREATED_NS[@]}"; do
     if topo_ns_exists "$ns"; then
