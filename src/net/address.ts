@@ -114,6 +114,10 @@ function isHostName(host: string): boolean {
 }
 
 export function encodeEndpoint(ip: IpAddress, port: number): Uint8Array {
+  // An IPv4-mapped IPv6 address is an IPv4 peer: the addon reports such sources as family 4.
+  if (ip.family === 6 && ip.bytes.subarray(0, 10).every((b) => b === 0) && ip.bytes[10] === 0xff && ip.bytes[11] === 0xff) {
+    ip = { family: 4, bytes: ip.bytes.slice(12) };
+  }
   const ep = new Uint8Array(ENDPOINT_BYTES);
   ep[0] = ip.family;
   ep[2] = port >> 8;

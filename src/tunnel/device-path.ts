@@ -168,11 +168,14 @@ export class DevicePath {
     this.sendOffs.copyWithin(0, done, count);
     this.sendLens.copyWithin(0, done, count);
     this.sendDests.copyWithin(0, done * ENDPOINT_BYTES, count * ENDPOINT_BYTES);
+    // Move first, then clear the tail: with done === 0 the two ranges are the same slots.
     for (let i = 0; i < rest; i++) {
       this.sendBufs[i] = this.sendBufs[done + i];
       this.sendPeers[i] = this.sendPeers[done + i];
-      this.sendBufs[done + i] = null;
-      this.sendPeers[done + i] = null;
+    }
+    for (let i = rest; i < count; i++) {
+      this.sendBufs[i] = null;
+      this.sendPeers[i] = null;
     }
     this.sendCount = rest;
     this.hooks.setDeviceReads(false);

@@ -1,22 +1,50 @@
 // iperf3 runs between two hosts of a Lab: a one-off server per run (so no run meets a
 // server still busy with the last one), results read from the receiver's side.
+// startIperf() runs in the background (long soaks, traffic beside something else); the
+// server prints a line per second (-i 1 --forceflush), so the run can be seen to be alive.
 import type { Host, Lab } from "./netns.ts";
 import { run, start } from "./proc.ts";
+import type { Daemon, RunResult } from "./proc.ts";
 
 export interface IperfResult {
   /** Goodput at the receiver, bits per second. */
   bps: number;
+  /** With --bidir: goodput of the reverse direction (server -> client), else 0. */
+  reverseBps: number;
   /** UDP: datagrams lost, percent. */
   lostPercent: number;
   /** TCP: segments retransmitted by the sender. */
   retransmits: number;
 }
 
-export async function iperf(lab: Lab, client: Host, server: Host, args: string[], seconds: number): Promise<IperfResult> {
-  const srv = start(...lab.exec(server, "iperf3", ["-s", "-1", "--forceflush"]));
+export interface IperfRun {
+  /** The one-off server (its output has one interval line per stream and second). */
+  server: Daemon;
+  /** Interval lines the server has printed so far (a run that stalls stops adding them). */
+  intervals(): number;
+  /** The client's result once the run ends (rejects if iperf3 reports an error). */
+  result: Promise<IperfResult>;
+}
+
+const INTERVAL_LINE = /^\[[^\]]+\](?:\[[^\]]+\])?\s+\d+\.\d+-\d+\.\d+\s+sec\s+\S+\s+\S?Bytes\s+\S+\s+\S?bits\/sec/gm;
+
+/** Starts a one-off server on `port` and the client against it; resolves once the client runs. */
+export async function startIperf(lab: Lab, client: Host, server: Host, args: string[], seconds: number, port = 5201): Promise<IperfRun> {
+  const srv = start(...lab.exec(server, "iperf3", ["-s", "-1", "-p", String(port), "-i", "1", "--forceflush"]));
   await srv.waitFor(/Server listening/);
-  const r = await run(...lab.exec(client, "iperf3", ["-J", "-t", String(seconds), ...args]), { timeoutMs: (seconds + 20) * 1000 });
-  await srv.exited;
+  const result = run(...lab.exec(client, "iperf3", ["-J", "-p", String(port), "-t", String(seconds), ...args]), { timeoutMs: (seconds + 20) * 1000 })
+    .then(async (r) => {
+      await srv.exited;
+      return parseResult(r, args);
+    });
+  return { server: srv, intervals: () => srv.output().match(INTERVAL_LINE)?.length ?? 0, result };
+}
+
+export async function iperf(lab: Lab, client: Host, server: Host, args: string[], seconds: number): Promise<IperfResult> {
+  return (await startIperf(lab, client, server, args, seconds)).result;
+}
+
+function parseResult(r: RunResult, args: string[]): IperfResult {
   const out = JSON.parse(r.stdout || "{}");
   if (out.error || !out.end) throw new Error(`iperf3 ${args.join(" ")}: ${out.error ?? r.stderr}`);
   const end = out.end;
@@ -24,6 +52,7 @@ export async function iperf(lab: Lab, client: Host, server: Host, args: string[]
   const recv = end.sum_received ?? end.sum;
   return {
     bps: recv.bits_per_second,
+    reverseBps: end.sum_received_bidir_reverse?.bits_per_second ?? 0,
     lostPercent: end.sum?.lost_percent ?? 0,
     retransmits: end.sum_sent?.retransmits ?? 0,
   };

@@ -42,9 +42,10 @@ export function tunnelConfig(self: { host: Host; n: number }, others: { name: st
   };
 }
 
-export async function startInstance(lab: Lab, host: Host, name: string, cfg: object): Promise<Instance> {
+/** Starts `udptun run` in the host's namespace; nodeArgs go to Node itself (e.g. "--trace-gc-nvp"). */
+export async function startInstance(lab: Lab, host: Host, name: string, cfg: object, opts: { nodeArgs?: string[] } = {}): Promise<Instance> {
   const config = writeConfig(name, cfg);
-  const [cmd, args] = lab.exec(host, NODE, [CLI, "run", "--config", config]);
+  const [cmd, args] = lab.exec(host, NODE, [...(opts.nodeArgs ?? []), CLI, "run", "--config", config]);
   const daemon = start(cmd, args);
   await daemon.waitFor(/"msg":"udptun started"/);
   const listen = (cfg as { metrics: { listen: string } }).metrics.listen;
