@@ -13,6 +13,7 @@ export interface Addon {
   pollSet(handle: object, events: number): void;
   pollStop(handle: object): void;
   tunOpen(name: string): { fd: number; name: string };
+  tunAttached(fd: number): boolean;
   tunRead(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number;
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number;
   udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number): { fd: number; endpoint: Uint8Array };

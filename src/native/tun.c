@@ -42,6 +42,21 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* tunAttached(fd) -> false once the device behind the fd is gone (TUNGETIFF fails with
+ * EBADFD). Asked on a poll error: the kernel signals the fd before sysfs forgets the name. */
+napi_value tun_attached(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd;
+  struct ifreq ifr;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !arg_int32(env, argv[0], &fd)) return throw_errno(env, EINVAL, "tunAttached(fd)");
+  memset(&ifr, 0, sizeof ifr);
+  int gone = ioctl(fd, TUNGETIFF, &ifr) < 0 && errno == EBADFD;
+  CHECK(napi_get_boolean(env, !gone, &out));
+  return out;
+}
+
 /* tunRead(fd, slab, offs, lens, count) -> n. lens[i] holds the room at offs[i] on entry and
  * the packet length on return. Stops at EAGAIN; an error after some packets is left for
  * the next call to report. */

@@ -110,6 +110,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_default, NULL},
     {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
     {"tunRead", NULL, tun_read, NULL, NULL, NULL, napi_default, NULL},
+    {"tunAttached", NULL, tun_attached, NULL, NULL, NULL, napi_default, NULL},
     {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_default, NULL},
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},

@@ -6,7 +6,6 @@ import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
 import { addon, READABLE, WRITABLE } from "../native/addon.ts";
 import { closeTun, openTun } from "../native/tun.ts";
-import { linkExists } from "../system/netdev.ts";
 import type { TunDevice } from "../native/tun.ts";
 import { closeUdp, openUdp } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
@@ -100,7 +99,7 @@ export class Forwarder {
     config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
     this.tunWatch = addon.pollStart(this.tun.fd, READABLE, (status) => this.guard(() => {
       if (status < 0) {
-        throw new Error(linkExists(this.tun.name)
+        throw new Error(addon.tunAttached(this.tun.fd)
           ? `TUN device ${this.tun.name}: poll error`
           : `TUN device ${this.tun.name} was deleted underneath udptun; exiting (a supervisor restart recreates it)`);
       }
