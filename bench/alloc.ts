@@ -73,8 +73,8 @@ const pool = (name: string) => new BufferPool({ name, bufferSize: bufferSizeFor(
 const devicePool = pool("device");
 const networkPool = pool("network");
 const noop = () => {};
-const device = new DevicePath(tun, sock, devicePool, peers, { setDeviceReads: noop, setSocketWritable: noop, firstDrop: noop }, io);
-const network = new NetworkPath(sock, tun, networkPool, peers, { firstDrop: noop }, io);
+const device = new DevicePath(tun, sock, devicePool, peers, { socketFull: noop, poolEmpty: noop, firstDrop: noop }, io);
+const network = new NetworkPath(sock, tun, networkPool, peers, { poolEmpty: noop, firstDrop: noop }, io);
 
 let gcs = 0;
 new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTypes: ["gc"] });

@@ -41,8 +41,10 @@ export class BufferPool {
   allocated = 0;
   /** Buffers pulled and not yet released. */
   inUse = 0;
-  /** Times pull() found the pool exhausted. */
+  /** Times a pull, or a reader, found the pool exhausted. */
   exhausted = 0;
+  /** Called once when a buffer next comes back (a reader paused on an empty pool). */
+  private waiter: (() => void) | null = null;
 
   private readonly buffers: PooledBuffer[] = [];
   private readonly free: Int32Array;
@@ -113,6 +115,17 @@ export class BufferPool {
     this.inUse--;
     this.free[this.freeCount++] = buf.index;
     if (this.checked) this.slab.fill(0xdb, buf.base, buf.base + this.bufferSize);
+    if (this.waiter !== null) {
+      const w = this.waiter;
+      this.waiter = null;
+      w();
+    }
+  }
+
+  /** A reader found no buffer: count it, and call back once a buffer is released. */
+  whenAvailable(cb: () => void): void {
+    this.exhausted++;
+    this.waiter = cb;
   }
 
   /** Throws on use after release, in checked mode; free otherwise. */

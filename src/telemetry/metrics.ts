@@ -11,7 +11,7 @@
 //   udptun_drops_total{path, reason}       packets dropped, by reason (src/tunnel/drops.ts)
 //   udptun_keepalives_received_total{peer} keepalive messages received
 //   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
-//   udptun_device_paused_seconds_total     time TUN reads spent paused for a full socket
+//   udptun_reads_paused_seconds_total{source}  time reads of the TUN device / UDP socket spent paused (back-pressure)
 //   udptun_process_resident_memory_bytes   resident set size
 //   udptun_process_heap_used_bytes         V8 heap in use
 //   udptun_process_open_fds                open file descriptors
@@ -113,8 +113,8 @@ export class Telemetry {
       r.observe(cpu, (usage.user + usage.system) / 1e6);
       r.observe(gc, this.gcRuns);
     }, [rss, heap, fds, cpu, gc]);
-    const paused = m.createObservableCounter("udptun.device.paused_seconds", {
-      description: "Time TUN reads spent paused because the UDP socket was full.",
+    const paused = m.createObservableCounter("udptun.reads.paused_seconds", {
+      description: "Time reads spent paused by back-pressure (socket full, pool empty), by source.",
       unit: "s",
     });
     m.addBatchObservableCallback((r) => {
@@ -135,8 +135,9 @@ export class Telemetry {
       }
       for (const code of DEVICE_PATH_DROPS) r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason: DROP_LABELS[code] });
       for (const code of NETWORK_PATH_DROPS) r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason: DROP_LABELS[code] });
-      r.observe(socketFull, fwd.socketFullEvents);
-      r.observe(paused, fwd.pausedSeconds);
+      r.observe(socketFull, fwd.tunWatch.pauses.socketFull);
+      r.observe(paused, fwd.tunWatch.pausedSeconds, { source: "device" });
+      r.observe(paused, fwd.sockWatch.pausedSeconds, { source: "network" });
     }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, paused]);
   }
 

@@ -15,11 +15,11 @@ import { destinationOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
 
 export interface DevicePathHooks {
-  /** Stop (false) or restart (true) reading the TUN device: back-pressure from the socket.
-   * Called after every batch, so it must be cheap when nothing changes. */
-  setDeviceReads(on: boolean): void;
-  /** Ask (true) or stop asking (false) to be told when the UDP socket can take more. */
-  setSocketWritable(on: boolean): void;
+  /** The socket is full (true: hold TUN reads, report writability) or takes data again
+   * (false). Called after every batch, so it must be cheap when nothing changes. */
+  socketFull(full: boolean): void;
+  /** The device pool has no buffer: stop reading the TUN until one comes back. */
+  poolEmpty(): void;
   /** First drop for a reason: worth one log line; the rest are only counted. */
   firstDrop(reason: number, detail: string): void;
 }
@@ -92,6 +92,10 @@ export class DevicePath {
   private read(): number {
     const b = this.batch;
     const want = b.fill();
+    if (want === 0) {
+      this.hooks.poolEmpty();
+      return 0;
+    }
     let n = 0;
     try {
       n = this.io.tunRead(this.tun.fd, this.pool.slab, b.offs, b.lens, want);
@@ -159,8 +163,7 @@ export class DevicePath {
     }
     if (done === count) {
       this.sendCount = 0;
-      this.hooks.setSocketWritable(false);
-      this.hooks.setDeviceReads(true);
+      this.hooks.socketFull(false);
       return;
     }
     // The socket buffer is full: keep the rest, stop reading the TUN until it drains.
@@ -178,8 +181,7 @@ export class DevicePath {
       this.sendPeers[i] = null;
     }
     this.sendCount = rest;
-    this.hooks.setDeviceReads(false);
-    this.hooks.setSocketWritable(true);
+    this.hooks.socketFull(true);
   }
 
   private drop(i: number, reason: number): void {

@@ -5,6 +5,7 @@ import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
 import { addon, READABLE, WRITABLE } from "../native/addon.ts";
+import { PAUSE_POOL_EMPTY, PAUSE_SOCKET_FULL, Watch } from "./watch.ts";
 import { closeTun, openTun } from "../native/tun.ts";
 import type { TunDevice } from "../native/tun.ts";
 import { closeUdp, openUdp } from "../native/udp.ts";
@@ -42,15 +43,11 @@ export class Forwarder {
   readonly sock: UdpSocket;
   readonly device: DevicePath;
   readonly network: NetworkPath;
-  /** Times the UDP socket was full and TUN reads paused, and the seconds they stayed paused. */
-  socketFullEvents = 0;
-  private pausedMs = 0;
-  private pausedSince = 0;
 
-  private tunWatch: object | null = null;
-  private sockWatch: object | null = null;
-  private deviceReading = true;
-  private socketWritableWanted = false;
+  /** The TUN fd's watch (reads pause when the socket is full or the device pool is empty)
+   * and the socket's (reads pause when the network pool is empty; writability on demand). */
+  readonly tunWatch: Watch;
+  readonly sockWatch: Watch;
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private readonly log: Logger;
@@ -88,16 +85,21 @@ export class Forwarder {
     const firstDrop = (path: string, level: "info" | "warn") => (reason: number, detail: string) =>
       log[level]({ path, reason: DROP_LABELS[reason], detail }, "first drop for this reason; further ones are only counted");
     this.device = new DevicePath(this.tun, this.sock, this.devicePool, this.peers, {
-      setDeviceReads: (on) => this.setDeviceReads(on),
-      setSocketWritable: (on) => this.setSocketWritable(on),
+      socketFull: (full) => {
+        if (full) this.tunWatch.pause(PAUSE_SOCKET_FULL);
+        else this.tunWatch.resume(PAUSE_SOCKET_FULL);
+        this.sockWatch.wantWritable(full);
+      },
+      poolEmpty: () => this.pauseUntilAvailable(this.tunWatch, this.devicePool),
       firstDrop: firstDrop("device_to_network", "info"),
     });
     this.network = new NetworkPath(this.sock, this.tun, this.networkPool, this.peers, {
+      poolEmpty: () => this.pauseUntilAvailable(this.sockWatch, this.networkPool),
       firstDrop: firstDrop("network_to_device", "warn"),
     });
 
     config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
-    this.tunWatch = addon.pollStart(this.tun.fd, READABLE, (status) => this.guard(() => {
+    this.tunWatch = new Watch(this.tun.fd, (status) => this.guard(() => {
       if (status < 0) {
         throw new Error(addon.tunAttached(this.tun.fd)
           ? `TUN device ${this.tun.name}: poll error`
@@ -105,7 +107,7 @@ export class Forwarder {
       }
       this.device.onReadable();
     }));
-    this.sockWatch = addon.pollStart(this.sock.fd, READABLE, (status, events) => this.guard(() => {
+    this.sockWatch = new Watch(this.sock.fd, (status, events) => this.guard(() => {
       if (status < 0) throw new Error("UDP socket: poll error");
       if (events & WRITABLE) this.device.onWritable();
       if (events & READABLE) this.network.onReadable();
@@ -144,11 +146,6 @@ export class Forwarder {
     return { kept, added, changed, removed, needsRestart };
   }
 
-  /** Seconds TUN reads have spent paused for a full socket, the current pause included. */
-  get pausedSeconds(): number {
-    return (this.pausedMs + (this.deviceReading ? 0 : performance.now() - this.pausedSince)) / 1000;
-  }
-
   get localEndpoint(): string {
     return formatEndpoint(this.sock.endpoint);
   }
@@ -158,9 +155,8 @@ export class Forwarder {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
-    if (this.tunWatch) addon.pollStop(this.tunWatch);
-    if (this.sockWatch) addon.pollStop(this.sockWatch);
-    this.tunWatch = this.sockWatch = null;
+    this.tunWatch.stop();
+    this.sockWatch.stop();
     this.device.discard();
     closeTun(this.tun);
     closeUdp(this.sock);
@@ -175,22 +171,11 @@ export class Forwarder {
     }
   }
 
-  private setDeviceReads(on: boolean): void {
-    if (on === this.deviceReading || !this.tunWatch) return;
-    this.deviceReading = on;
-    if (on) {
-      this.pausedMs += performance.now() - this.pausedSince;
-    } else {
-      this.socketFullEvents++;
-      this.pausedSince = performance.now();
-    }
-    addon.pollSet(this.tunWatch, on ? READABLE : 0);
-  }
-
-  private setSocketWritable(on: boolean): void {
-    if (on === this.socketWritableWanted || !this.sockWatch) return;
-    this.socketWritableWanted = on;
-    addon.pollSet(this.sockWatch, on ? READABLE | WRITABLE : READABLE);
+  /** A reader found its pool empty: stop watching its fd until a buffer comes back, rather
+   * than being woken again and again by a fd that stays readable. */
+  private pauseUntilAvailable(watch: Watch, pool: BufferPool): void {
+    watch.pause(PAUSE_POOL_EMPTY);
+    pool.whenAvailable(() => watch.resume(PAUSE_POOL_EMPTY));
   }
 
   /** IP literals take effect at once; names resolve in the background, retried until they do. */

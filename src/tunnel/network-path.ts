@@ -16,6 +16,8 @@ import { checkPacket, sourceOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
 
 export interface NetworkPathHooks {
+  /** The network pool has no buffer: stop reading the socket until one comes back. */
+  poolEmpty(): void;
   /** First drop for a reason: worth one log line; the rest are only counted. */
   firstDrop(reason: number, detail: string): void;
 }
@@ -74,6 +76,10 @@ export class NetworkPath {
   private receive(): number {
     const b = this.batch;
     const want = b.fill();
+    if (want === 0) {
+      this.hooks.poolEmpty();
+      return 0;
+    }
     let n = 0;
     try {
       n = this.io.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources);

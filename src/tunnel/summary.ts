@@ -16,6 +16,6 @@ export function summarize(fwd: Forwarder): object {
     deviceToNetwork: { packets: fwd.device.packets, bytes: fwd.device.bytes, drops: nonZero(fwd.device.drops) },
     networkToDevice: { packets: fwd.network.packets, bytes: fwd.network.bytes, drops: nonZero(fwd.network.drops) },
     pools: { device: pool(fwd.devicePool), network: pool(fwd.networkPool) },
-    socketFull: fwd.socketFullEvents,
+    socketFull: fwd.tunWatch.pauses.socketFull,
   };
 }

@@ -126,8 +126,10 @@ t.test("Prometheus scrapes both instances: pool series and packet counters", asy
       t.ok(Number(p[0]?.value[1]) > 100_000, `${instance} ${path}: packets counted (${p[0]?.value[1]})`);
     }
   }
-  const drops = await query(lab, prom, `udptun_drops_total{instance="${targets[0]}", reason="unknown_peer"}`);
-  t.ok(Number(drops[0]?.value[1]) >= 500, "the stranger's drops are visible in Prometheus");
+  // The stranger's datagrams were counted just before: wait for a scrape that saw them.
+  const strangerDrops = `udptun_drops_total{instance="${targets[0]}", reason="unknown_peer"} >= 500`;
+  await waitUntil(async () => (await query(lab, prom, strangerDrops)).length === 1, 10_000);
+  t.pass("the stranger's drops are visible in Prometheus");
 });
 
 t.test("an IPv6 underlay: dual-stack listen, IPv6 peer endpoints", async (t) => {

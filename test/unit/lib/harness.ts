@@ -84,7 +84,10 @@ export function runNetwork(fx: Fixture, datagrams: readonly WireDatagram[], opts
   const { table, peers } = buildPeerTable(fx);
   const io = new FakeIo({ role: "network", slab: pool.slab, readCaps: opts.readCaps, tunFailures: opts.tunFailures });
   const firstDrops: [number, string][] = [];
-  const path = new NetworkPath(fakeSocket(true), FAKE_TUN, pool, table, { firstDrop: (r, d) => firstDrops.push([r, d]) }, io);
+  const path = new NetworkPath(fakeSocket(true), FAKE_TUN, pool, table, {
+    poolEmpty: () => fail("network path: pool reported empty (every batch is returned before the next read)"),
+    firstDrop: (r, d) => firstDrops.push([r, d]),
+  }, io);
   io.feedUdp(datagrams);
 
   let steps = 0;
@@ -159,11 +162,10 @@ export function runDevice(fx: Fixture, packets: readonly Uint8Array[], opts: Dev
     sendBudgets: opts.sendBudgets, sendFailures: opts.sendFailures, eagainFirst: opts.eagainFirst,
   });
   const firstDrops: [number, string][] = [];
-  let reads: boolean | null = null;
-  let writable: boolean | null = null;
+  let full: boolean | null = null;
   const path = new DevicePath(FAKE_TUN, fakeSocket(opts.v6socket), pool, table, {
-    setDeviceReads: (on) => (reads = on),
-    setSocketWritable: (on) => (writable = on),
+    socketFull: (f) => (full = f),
+    poolEmpty: () => fail("device path: pool reported empty (reads pause while a batch is held)"),
     firstDrop: (r, d) => firstDrops.push([r, d]),
   }, io);
   io.feedTun(packets);
@@ -202,8 +204,7 @@ export function runDevice(fx: Fixture, packets: readonly Uint8Array[], opts: Dev
     if (pool.inUse !== (path.sending ? io.held : 0)) fail(`${what}: ${pool.inUse} device buffers out, ${io.held} held for the socket`);
     maxHeld = Math.max(maxHeld, pool.inUse);
     // Back-pressure hooks agree with the state: reads paused and writability wanted iff held.
-    if (writable !== null && writable !== path.sending) fail(`${what}: setSocketWritable(${writable}) while sending=${path.sending}`);
-    if (reads !== null && reads === path.sending) fail(`${what}: setDeviceReads(${reads}) while sending=${path.sending}`);
+    if (full !== null && full !== path.sending) fail(`${what}: socketFull(${full}) while sending=${path.sending}`);
   }
   if (pool.inUse !== 0) fail(`${what}: ${pool.inUse} device buffers still out at the end${discarded ? " (after discard)" : ""}`);
   if (discarded && path.sending) fail(`${what}: still sending after discard`);
