@@ -12,7 +12,7 @@
 //     A to it) and A's UDP socket sent nothing but tunnel traffic to B (Udp.OutDatagrams);
 //   - A's RSS stays bounded (sampled each second), pools stay <= BATCH allocated, in use back to 0;
 //   - A lives on, still forwards, and stops cleanly.
-// Needs root, iproute2, iperf3, curl, tcpdump.
+// Needs root, iproute2, iperf3, curl; tcpdump for the capture (skipped without it).
 import t from "tap";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Lab } from "./lib/netns.ts";
@@ -90,12 +90,14 @@ const lab = new Lab();
 let hostA: Host, hostB: Host, stranger: Host;
 let a: Instance, b: Instance;
 let baseline: IperfResult;
+let haveTcpdump = false;
 
 t.before(async () => {
   await lab.up();
   hostA = await lab.addHost("a", 1);
   hostB = await lab.addHost("b", 2);
   stranger = await lab.addHost("x", 3);
+  haveTcpdump = (await run("sh", ["-c", "command -v tcpdump"])).code === 0;
   const ends = [{ name: "a", host: hostA, n: 1 }, { name: "b", host: hostB, n: 2 }];
   a = await startInstance(lab, hostA, "a", tunnelConfig(ends[0], [ends[1]]));
   b = await startInstance(lab, hostB, "b", tunnelConfig(ends[1], [ends[0]]));
@@ -131,10 +133,11 @@ t.test("baseline: TCP both ways through the tunnel, no flood", async (t) => {
 
 t.test(`a stranger floods A's port while TCP runs through the tunnel`, async (t) => {
   const wallStart = performance.now();
-  // Anything from A addressed to the stranger, seen in the stranger's namespace.
-  const capture = start(...lab.exec(stranger, "tcpdump", ["-i", "eth0", "-n", "-p", "-l",
-    `(ip src host ${hostA.ip4} and ip dst host ${stranger.ip4}) or (ip6 src host ${hostA.ip6} and ip6 dst host ${stranger.ip6})`]));
-  await capture.waitFor(/listening on eth0/);
+  // Anything from A addressed to the stranger, seen in the stranger's namespace (tcpdump, if
+  // installed; the stranger's kernel counters below check the same without it).
+  const capture = haveTcpdump ? start(...lab.exec(stranger, "tcpdump", ["-i", "eth0", "-n", "-p", "-l",
+    `(ip src host ${hostA.ip4} and ip dst host ${stranger.ip4}) or (ip6 src host ${hostA.ip6} and ip6 dst host ${stranger.ip6})`])) : null;
+  await capture?.waitFor(/listening on eth0/);
 
   const snmpA0 = await snmp(lab, hostA);
   const snmpX0 = await snmp(lab, stranger);
@@ -182,8 +185,8 @@ t.test(`a stranger floods A's port while TCP runs through the tunnel`, async (t)
   const busy = (m1.cpu - m0.cpu) / ((performance.now() - t0) / 1000);
   const dA: Counters = diff(await snmp(lab, hostA), snmpA0);
   const dX: Counters = diff(await snmp(lab, stranger), snmpX0);
-  capture.child.kill("SIGINT");
-  await capture.exited;
+  capture?.child.kill("SIGINT");
+  await capture?.exited;
   const floodS = (performance.now() - wallStart) / 1000;
 
   // 1. Forwarding went on.
@@ -213,10 +216,15 @@ t.test(`a stranger floods A's port while TCP runs through the tunnel`, async (t)
   t.equal(m1.otherDrops - m0.otherDrops, 0, "nothing from the stranger got past the endpoint check into another reason");
 
   // 3. Nothing back to the stranger.
-  const captured = Number(/(\d+) packets? captured/.exec(capture.output())?.[1] ?? NaN);
-  const dropped = Number(/(\d+) packets? dropped by kernel/.exec(capture.output())?.[1] ?? NaN);
-  t.equal(captured, 0, `no packet from A to the stranger (tcpdump in its namespace: ${captured} captured, ${dropped} dropped)`);
-  t.equal(dX["Udp.InDatagrams"] + dX["Udp.NoPorts"] + dX["Icmp.InMsgs"], 0, "the stranger's kernel received no UDP or ICMP");
+  if (capture) {
+    const captured = Number(/(\d+) packets? captured/.exec(capture.output())?.[1] ?? NaN);
+    const dropped = Number(/(\d+) packets? dropped by kernel/.exec(capture.output())?.[1] ?? NaN);
+    t.equal(captured, 0, `no packet from A to the stranger (tcpdump in its namespace: ${captured} captured, ${dropped} dropped)`);
+  } else {
+    t.ok(true, "no capture in the stranger's namespace", { skip: "tcpdump is not installed" });
+  }
+  t.equal(dX["Ip.InReceives"], 0, "the stranger's kernel received no IPv4 packet at all");
+  t.equal(dX["Udp.InDatagrams"] + dX["Udp.NoPorts"] + dX["Icmp.InMsgs"], 0, "so no UDP reply and no ICMP error");
   t.ok(Math.abs(dA["Udp.OutDatagrams"] - (m1.toB - m0.toB)) <= 10,
     `A's kernel sent ${dA["Udp.OutDatagrams"]} datagrams, udptun ${m1.toB - m0.toB} to B: nothing else`);
 
