@@ -4,6 +4,14 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { BATCH } from "./constants.ts";
 
+/** What both paths tell the forwarder. */
+export interface PathHooks {
+  /** The path's pool has no buffer: stop reading its fd until one comes back. */
+  poolEmpty(): void;
+  /** First drop for a reason: worth one log line; the rest are only counted. */
+  firstDrop(reason: number, detail: string): void;
+}
+
 export class ReadBatch {
   readonly offs = new Int32Array(BATCH);
   /** Room on the way in; the received length on the way out. */

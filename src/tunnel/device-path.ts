@@ -8,20 +8,17 @@ import { ENDPOINT_BYTES } from "../net/address.ts";
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
+import type { PathHooks } from "./batch.ts";
 import { BATCH, ROUNDS_PER_WAKEUP } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, writeDataHeader } from "./header.ts";
 import { destinationOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
 
-export interface DevicePathHooks {
+export interface DevicePathHooks extends PathHooks {
   /** The socket is full (true: hold TUN reads, report writability) or takes data again
    * (false). Called after every batch, so it must be cheap when nothing changes. */
   socketFull(full: boolean): void;
-  /** The device pool has no buffer: stop reading the TUN until one comes back. */
-  poolEmpty(): void;
-  /** First drop for a reason: worth one log line; the rest are only counted. */
-  firstDrop(reason: number, detail: string): void;
 }
 
 export class DevicePath {

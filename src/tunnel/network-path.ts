@@ -9,18 +9,14 @@ import { ENDPOINT_BYTES, formatEndpoint } from "../net/address.ts";
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
+import type { PathHooks } from "./batch.ts";
 import { BATCH, DATAGRAM_START, ROUNDS_PER_WAKEUP } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, TYPE_DATA, TYPE_KEEPALIVE, VERSION } from "./header.ts";
 import { checkPacket, sourceOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
 
-export interface NetworkPathHooks {
-  /** The network pool has no buffer: stop reading the socket until one comes back. */
-  poolEmpty(): void;
-  /** First drop for a reason: worth one log line; the rest are only counted. */
-  firstDrop(reason: number, detail: string): void;
-}
+export type NetworkPathHooks = PathHooks;
 
 export class NetworkPath {
   packets = 0;
