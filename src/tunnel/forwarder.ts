@@ -99,19 +99,8 @@ export class Forwarder {
     });
 
     config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
-    this.tunWatch = new Watch(this.tun.fd, (status) => this.guard(() => {
-      if (status < 0) {
-        throw new Error(addon.tunAttached(this.tun.fd)
-          ? `TUN device ${this.tun.name}: poll error`
-          : `TUN device ${this.tun.name} was deleted underneath udptun; exiting (a supervisor restart recreates it)`);
-      }
-      this.device.onReadable();
-    }));
-    this.sockWatch = new Watch(this.sock.fd, (status, events) => this.guard(() => {
-      if (status < 0) throw new Error("UDP socket: poll error");
-      if (events & WRITABLE) this.device.onWritable();
-      if (events & READABLE) this.network.onReadable();
-    }));
+    this.tunWatch = new Watch(this.tun.fd, (status) => this.onTunEvents(status));
+    this.sockWatch = new Watch(this.sock.fd, (status, events) => this.onSocketEvents(status, events));
   }
 
   /**
@@ -162,10 +151,27 @@ export class Forwarder {
     closeUdp(this.sock);
   }
 
-  private guard(fn: () => void): void {
+  // Readiness callbacks. No closure per wakeup: the try/catch is written out in each.
+  private onTunEvents(status: number): void {
     if (this.stopped) return;
     try {
-      fn();
+      if (status < 0) {
+        throw new Error(addon.tunAttached(this.tun.fd)
+          ? `TUN device ${this.tun.name}: poll error`
+          : `TUN device ${this.tun.name} was deleted underneath udptun; exiting (a supervisor restart recreates it)`);
+      }
+      this.device.onReadable();
+    } catch (err) {
+      this.onFatal(err as Error);
+    }
+  }
+
+  private onSocketEvents(status: number, events: number): void {
+    if (this.stopped) return;
+    try {
+      if (status < 0) throw new Error("UDP socket: poll error");
+      if (events & WRITABLE) this.device.onWritable();
+      if (events & READABLE) this.network.onReadable();
     } catch (err) {
       this.onFatal(err as Error);
     }
