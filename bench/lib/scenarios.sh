@@ -114,12 +114,14 @@ finish_scenario() {
 }
 
 # ---------------------------------------------------------------- veth
-scenario_veth() {
+# Direct over the veth pair: NAME MTU OFFLOADS(on|off) DESCRIPTION.
+veth_scenario() {
+  local name=$1 mtu=$2 offloads=$3 what=$4
   sc_reset
-  SC_LABEL=veth; SC_KIND=veth; SC_SPECS=$(scenario_specs veth)
-  slog "== veth: direct over the veth pair, MTU $INNER_MTU, TSO/GSO/GRO off"
+  SC_LABEL=$name; SC_KIND=$name; SC_SPECS=$(scenario_specs "$name"); SC_MTU=$mtu
+  slog "== $name: direct over the veth pair, MTU $mtu, $what"
   topo_create "$PREFIX" || return 1
-  topo_veth_tune "$PREFIX" "$INNER_MTU" off || { finish_scenario 1; return 1; }
+  topo_veth_tune "$PREFIX" "$mtu" "$offloads" || { finish_scenario 1; return 1; }
   SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
   SC_DST4=$TOPO_UNDERLAY_B4; SC_DST6=$TOPO_UNDERLAY_B6
   check_paths || { finish_scenario 1; return 1; }
@@ -127,20 +129,11 @@ scenario_veth() {
   finish_scenario $?
 }
 
-# veth with kernel-default offloads (TSO/GSO/GRO on) at MTU 1500: not in the
-# default set; a reference for offload work.
-scenario_veth_tso() {
-  sc_reset
-  SC_LABEL=veth-tso; SC_KIND=veth-tso; SC_SPECS=$(scenario_specs veth-tso); SC_MTU=1500
-  slog "== veth-tso: direct over the veth pair, MTU 1500, offloads on"
-  topo_create "$PREFIX" || return 1
-  topo_veth_tune "$PREFIX" 1500 on || { finish_scenario 1; return 1; }
-  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
-  SC_DST4=$TOPO_UNDERLAY_B4; SC_DST6=$TOPO_UNDERLAY_B6
-  check_paths || { finish_scenario 1; return 1; }
-  measure_matrix
-  finish_scenario $?
-}
+# The packet-level limit: TSO/GSO/GRO off at the tunnel MTU.
+scenario_veth() { veth_scenario veth "$INNER_MTU" off "TSO/GSO/GRO off"; }
+
+# Kernel-default offloads at MTU 1500: not in the default set; a reference for offload work.
+scenario_veth_tso() { veth_scenario veth-tso 1500 on "offloads on"; }
 
 # ---------------------------------------------------------------- wireguard-go
 # Each wireguard-go runs in its namespace's private mount namespace (the one
