@@ -153,7 +153,7 @@ fi
 
 # ---- metrics in Prometheus -----------------------------------------------------------------
 for inst in peer-a peer-b; do
-  for pool in device network; do
+  for pool in device_gso network_gro; do # offloads are on by default
     q="udptun_buffer_count{instance=\"$inst\",udptun_buffer_pool_name=\"$pool\"}"
     n="$(prom_count "$q")"
     if [ "$n" -ge 1 ]; then

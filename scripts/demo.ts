@@ -38,12 +38,12 @@ async function main(): Promise<void> {
     say("\npools and counters, from each instance's /metrics:");
     const row = (inst: Instance, m: Awaited<ReturnType<typeof scrape>>, pool: string) => {
       const l = { udptun_buffer_pool_name: pool };
-      return `  ${inst.host.ns.padEnd(14)} ${pool.padEnd(8)} allocated ${String(sum(m, "udptun_buffer_count", l)).padStart(4)}  in use ${sum(m, "udptun_buffer_in_use", l)}  capacity ${sum(m, "udptun_buffer_capacity", l)}`;
+      return `  ${inst.host.ns.padEnd(14)} ${pool.padEnd(12)} allocated ${String(sum(m, "udptun_buffer_count", l)).padStart(4)}  in use ${sum(m, "udptun_buffer_in_use", l)}  capacity ${sum(m, "udptun_buffer_capacity", l)}`;
     };
     for (const inst of [a, b]) {
       const m = await scrape(lab, inst);
-      say(row(inst, m, "device"));
-      say(row(inst, m, "network"));
+      const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_count").map((s) => s.labels.udptun_buffer_pool_name))];
+      for (const pool of pools) say(row(inst, m, pool));
       say(`  ${"".padEnd(14)} packets out ${sum(m, "udptun_packets_total", { path: "device_to_network" })}, in ${sum(m, "udptun_packets_total", { path: "network_to_device" })}, drops ${sum(m, "udptun_drops_total")}`);
     }
 

@@ -24,6 +24,17 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   readonly socket: { readonly receiveBuffer: number; readonly sendBuffer: number };
   readonly pools: { readonly deviceCapacity: number; readonly networkCapacity: number };
+  /** Each is used only where the kernel accepts it (the log line at start says what is on). */
+  readonly offloads: {
+    /** UDP GSO (UDP_SEGMENT): one send carries up to 64 datagrams. */
+    readonly udpGso: boolean;
+    /** UDP GRO: one receive returns up to 64 of the peer's datagrams. */
+    readonly udpGro: boolean;
+    /** TUN virtio-net header with checksum, TSO and USO offload: super-packets both ways. */
+    readonly tun: boolean;
+    /** Join received TCP segments of a flow into one TUN write (needs `tun`). */
+    readonly coalesce: boolean;
+  };
 }
 
 export const DEFAULTS = {
@@ -34,6 +45,7 @@ export const DEFAULTS = {
   // 4 MiB each way: a burst of a few thousand full-size datagrams; FORCE lifts rmem_max.
   receiveBuffer: 4 << 20,
   sendBuffer: 4 << 20,
-  // Enough for every batch in flight at once many times over; see src/tunnel/constants.ts.
-  poolCapacity: 1024,
+  // At most one batch (64) per path is ever out at once; see src/tunnel/constants.ts. The
+  // slab is reserved at start, but only buffers in use are touched (64 KiB each with offloads).
+  poolCapacity: 256,
 };

@@ -74,7 +74,7 @@ function deviceName(v: unknown, field: string): string {
 }
 
 export function validateConfig(raw: unknown): Config {
-  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools"]);
+  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools", "offloads"]);
 
   const dev = object(top.device, "device", ["name", "address", "mtu"]);
   const addresses = stringList(dev.address, "device.address").map((a, i) => {
@@ -140,7 +140,21 @@ export function validateConfig(raw: unknown): Config {
     networkCapacity: po.networkCapacity === undefined ? DEFAULTS.poolCapacity : integer(po.networkCapacity, "pools.networkCapacity", 128, 1 << 16),
   };
 
-  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools });
+  const of = top.offloads === undefined ? {} : object(top.offloads, "offloads", ["udpGso", "udpGro", "tun", "coalesce"]);
+  const offloads = {
+    udpGso: boolean(of.udpGso, "offloads.udpGso", true),
+    udpGro: boolean(of.udpGro, "offloads.udpGro", true),
+    tun: boolean(of.tun, "offloads.tun", true),
+    coalesce: boolean(of.coalesce, "offloads.coalesce", true),
+  };
+
+  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools, offloads });
+}
+
+function boolean(v: unknown, field: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== "boolean") throw new ConfigError(field, `expected true or false, got ${show(v)}`);
+  return v;
 }
 
 function deepFreeze<T>(v: T): T {

@@ -13,6 +13,12 @@
  * [0] family (4 or 6), [1] 0, [2..3] port (big endian), [4..19] address (IPv4 in 4..7). */
 #define ENDPOINT_BYTES 20
 
+/* tunOpen flags. Bit 1 is kept for a multi-queue device. */
+#define TUN_OPEN_VNET 2
+
+/* Longest tunnel header the addon writes in front of an inner packet. */
+#define HEADER_ROOM_MAX 32
+
 /* A batch never exceeds this many packets; JS sizes its batch arrays to it. */
 #define MAX_BATCH 256
 
@@ -23,6 +29,11 @@
       return NULL;                                                          \
     }                                                                       \
   } while (0)
+
+struct sockaddr_storage;
+/* Endpoint bytes -> sockaddr for a socket of the given family (IPv4 goes v4-mapped on a
+ * dual-stack IPv6 socket). Returns the sockaddr length, or 0 if it cannot be expressed. */
+unsigned endpoint_to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss);
 
 napi_value throw_errno(napi_env env, int err, const char *what);
 int arg_int32(napi_env env, napi_value v, int32_t *out);
@@ -41,9 +52,14 @@ typedef struct {
   uint32_t count;
 } batch_t;
 
+/* A TUN write batch may hold every segment of a batch of GRO datagrams (64 x 64). */
+#define MAX_WRITE_BATCH 4096
+
 /* Reads (slab, offs, lens, count) from argv[first..first+3] and bounds-checks every
- * packet against the slab (lens[i] is the capacity on reads, the length on writes). */
+ * packet against the slab (lens[i] is the capacity on reads, the length on writes).
+ * count may be at most MAX_BATCH, or max with arg_batch_max. */
 int arg_batch(napi_env env, napi_value *argv, batch_t *b);
+int arg_batch_max(napi_env env, napi_value *argv, batch_t *b, int32_t max);
 
 napi_value poll_start(napi_env env, napi_callback_info info);
 napi_value poll_set(napi_env env, napi_callback_info info);
@@ -55,6 +71,9 @@ napi_value tun_write(napi_env env, napi_callback_info info);
 napi_value udp_open(napi_env env, napi_callback_info info);
 napi_value udp_recv(napi_env env, napi_callback_info info);
 napi_value udp_send(napi_env env, napi_callback_info info);
+napi_value udp_offload(napi_env env, napi_callback_info info);
+napi_value udp_send_segments(napi_env env, napi_callback_info info);
+napi_value tun_write_offload(napi_env env, napi_callback_info info);
 napi_value fd_close(napi_env env, napi_callback_info info);
 
 #endif

@@ -7,17 +7,41 @@ import path from "node:path";
 export const READABLE = 1;
 export const WRITABLE = 2;
 
+/** tunOpen flag: virtio-net header and TUNSETOFFLOAD (src/native/tun.c). */
+export const TUN_OPEN_VNET = 2;
+/** TUN_F_* bits of linux/if_tun.h, as tunOpen reports them. */
+export const TUN_OFFLOAD_BITS = { csum: 0x01, tso4: 0x02, tso6: 0x04, uso4: 0x20, uso6: 0x40 } as const;
+/** udpOffload bits. */
+export const UDP_GSO = 1;
+export const UDP_GRO = 2;
+
 export interface Addon {
   readonly MAX_BATCH: number;
   pollStart(fd: number, events: number, cb: (status: number, events: number) => void): object;
   pollSet(handle: object, events: number): void;
   pollStop(handle: object): void;
-  tunOpen(name: string): { fd: number; name: string };
+  /** flags: TUN_OPEN_VNET. vnet: the fd carries a virtio-net header; offload: TUN_F_* bits accepted. */
+  tunOpen(name: string, flags?: number): { fd: number; name: string; vnet: boolean; offload: number };
   tunAttached(fd: number): boolean;
   tunRead(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number;
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number;
   udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number): { fd: number; endpoint: Uint8Array };
-  udpRecv(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array): number;
+  /** With segs (UDP GRO on): segs[i] is the segment size of datagram i, 0 if it is one. */
+  udpRecv(
+    fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array, segs?: Int32Array,
+  ): number;
+  /** Asks for UDP_GSO / UDP_GRO bits; returns the ones the kernel accepted. */
+  udpOffload(fd: number, wanted: number): number;
+  /** Splits virtio-header super-packets and sends them (see segment.c). */
+  udpSendSegments(
+    fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
+    destinations: Uint8Array, status: Int32Array, bytes: Int32Array, state: Int32Array, header: Uint8Array, gso: number,
+  ): number;
+  /** Writes behind a virtio-net header, joining TCP runs when join is 1 (see coalesce.c). */
+  tunWriteOffload(
+    fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array, join: number,
+    stats: Int32Array,
+  ): number;
   udpSend(
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
     destinations: Uint8Array, status: Int32Array,
@@ -26,7 +50,7 @@ export interface Addon {
 }
 
 /** The packet I/O calls the two paths make: the addon in production, a fake in fuzz tests. */
-export type PacketIo = Pick<Addon, "tunRead" | "tunWrite" | "udpRecv" | "udpSend">;
+export type PacketIo = Pick<Addon, "tunRead" | "tunWrite" | "udpRecv" | "udpSend" | "udpSendSegments" | "tunWriteOffload">;
 
 function load(): Addon {
   // The addon is built by `npm ci` (node-gyp) into src/native/build; from dist/ walk back to it.

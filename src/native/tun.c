@@ -3,33 +3,61 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include "addon.h"
 
-/* tunOpen(name) -> { fd, name } */
+#ifndef TUN_F_USO4 /* older userspace headers than the running kernel */
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
+/* What we ask of TUNSETOFFLOAD, best first: USO needs Linux 6.2. */
+static const unsigned OFFLOAD_TRIES[] = {
+  TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+  TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6,
+  TUN_F_CSUM,
+};
+
+/* tunOpen(name, flags) -> { fd, name, vnet, offload }. flags: TUN_OPEN_VNET asks for the
+ * virtio-net header and the offloads the kernel accepts (offload: the TUN_F_* bits set). */
 napi_value tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1, len;
-  napi_value argv[1], out, v;
+  size_t argc = 2, len;
+  napi_value argv[2], out, v;
   char name[IFNAMSIZ];
+  int32_t flags = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
-    return throw_errno(env, EINVAL, "tunOpen(name)");
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok ||
+      (argc > 1 && !arg_int32(env, argv[1], &flags)))
+    return throw_errno(env, EINVAL, "tunOpen(name, flags)");
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | ((flags & TUN_OPEN_VNET) ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "TUNSETIFF");
   }
-  /* Offload settings survive on a persistent device: clear them, or the kernel hands us
-   * packets with partial checksums that nothing downstream completes. */
-  if (ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+  /* Offload settings survive on a persistent device: set them every time (0 without the
+   * virtio header), or the kernel hands us partial checksums that nothing completes. */
+  unsigned offload = 0;
+  int vnet = (flags & TUN_OPEN_VNET) != 0;
+  if (vnet) {
+    int hdrsz = (int)sizeof(struct virtio_net_hdr);
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_errno(env, err, "TUNSETVNETHDRSZ");
+    }
+    for (size_t t = 0; t < sizeof OFFLOAD_TRIES / sizeof OFFLOAD_TRIES[0] && !offload; t++)
+      if (ioctl(fd, TUNSETOFFLOAD, OFFLOAD_TRIES[t]) == 0) offload = OFFLOAD_TRIES[t];
+  }
+  if (!offload && ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "TUNSETOFFLOAD");
@@ -39,6 +67,10 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, out, "fd", v));
   CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v));
   CHECK(napi_set_named_property(env, out, "name", v));
+  CHECK(napi_get_boolean(env, vnet, &v));
+  CHECK(napi_set_named_property(env, out, "vnet", v));
+  CHECK(napi_create_int32(env, (int32_t)offload, &v));
+  CHECK(napi_set_named_property(env, out, "offload", v));
   return out;
 }
 
@@ -89,7 +121,7 @@ napi_value tun_write(napi_env env, napi_callback_info info) {
   batch_t b;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6 || !arg_int32(env, argv[0], &fd)) return throw_errno(env, EINVAL, "tunWrite");
-  if (!arg_batch(env, argv + 1, &b)) return NULL;
+  if (!arg_batch_max(env, argv + 1, &b, MAX_WRITE_BATCH)) return NULL;
   if (!arg_i32s(env, argv[5], &status, &nstatus) || nstatus < b.count)
     return throw_errno(env, EINVAL, "tunWrite status");
   int32_t ok = 0;

@@ -2,6 +2,7 @@
  * from them. Endpoints cross to JS in the 20-byte form described in addon.h. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,9 +10,7 @@
 
 static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-/* Endpoint bytes -> sockaddr for a socket of the given family (IPv4 goes v4-mapped on a
- * dual-stack IPv6 socket). Returns the sockaddr length, or 0 if it cannot be expressed. */
-static socklen_t to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss) {
+socklen_t endpoint_to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss) {
   uint16_t port = (uint16_t)(ep[2] << 8 | ep[3]);
   memset(ss, 0, sizeof(struct sockaddr_in6));
   if (v6sock) {
@@ -85,7 +84,7 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf);
 
   struct sockaddr_storage ss;
-  socklen_t sl = to_sockaddr(ep, v6, &ss);
+  socklen_t sl = endpoint_to_sockaddr(ep, v6, &ss);
   if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
     int err = errno;
     close(fd);
@@ -106,7 +105,37 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#define OFFLOAD_GSO 1
+#define OFFLOAD_GRO 2
+
+/* udpOffload(fd, wanted) -> active. Bits: 1 UDP GSO (UDP_SEGMENT on send), 2 UDP GRO
+ * (coalesced receive, segment size in a cmsg). GSO is probed by setting a zero default
+ * segment size; GRO is switched off when not wanted. */
+napi_value udp_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, wanted, active = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[1], &wanted))
+    return throw_errno(env, EINVAL, "udpOffload(fd, wanted)");
+  int zero = 0, one = 1;
+  if ((wanted & OFFLOAD_GSO) && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0) active |= OFFLOAD_GSO;
+  if ((wanted & OFFLOAD_GRO) && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0) active |= OFFLOAD_GRO;
+  if (!(active & OFFLOAD_GRO)) setsockopt(fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
+  return make_int32(env, active);
+}
+
 static __thread struct mmsghdr msgs[MAX_BATCH];
+static __thread char gro_cbufs[MAX_BATCH][CMSG_SPACE(sizeof(int))];
 static __thread struct iovec iovs[MAX_BATCH];
 static __thread struct sockaddr_storage names[MAX_BATCH];
 
@@ -123,12 +152,14 @@ static void fill_msgs(const batch_t *b) {
   }
 }
 
-/* udpRecv(fd, slab, offs, lens, count, sources) -> n. lens[i]: room on entry, datagram
- * length on return, or -1 if the datagram did not fit (it is truncated: drop it). */
+/* udpRecv(fd, slab, offs, lens, count, sources[, segs]) -> n. lens[i]: room on entry,
+ * datagram length on return, or -1 if the datagram did not fit (it is truncated: drop
+ * it). With segs (a socket with UDP GRO on), segs[i] is the size of the datagrams the
+ * kernel joined into datagram i (all but the last that size), or 0 if it is one. */
 napi_value udp_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 6, nsrc;
-  napi_value argv[6];
-  int32_t fd;
+  size_t argc = 7, nsrc, nsegs = 0;
+  napi_value argv[7];
+  int32_t fd, *segs = NULL;
   uint8_t *src;
   batch_t b;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -136,8 +167,16 @@ napi_value udp_recv(napi_env env, napi_callback_info info) {
   if (!arg_batch(env, argv + 1, &b)) return NULL;
   if (!arg_bytes(env, argv[5], &src, &nsrc) || nsrc < (size_t)b.count * ENDPOINT_BYTES)
     return throw_errno(env, EINVAL, "udpRecv sources");
+  if (argc > 6 && (!arg_i32s(env, argv[6], &segs, &nsegs) || nsegs < b.count))
+    return throw_errno(env, EINVAL, "udpRecv segs");
   if (b.count == 0) return make_int32(env, 0);
   fill_msgs(&b);
+  if (segs) {
+    for (uint32_t i = 0; i < b.count; i++) {
+      msgs[i].msg_hdr.msg_control = gro_cbufs[i];
+      msgs[i].msg_hdr.msg_controllen = sizeof gro_cbufs[i];
+    }
+  }
   int r;
   do r = recvmmsg(fd, msgs, b.count, MSG_DONTWAIT, NULL);
   while (r < 0 && errno == EINTR);
@@ -148,6 +187,15 @@ napi_value udp_recv(napi_env env, napi_callback_info info) {
   for (int i = 0; i < r; i++) {
     b.lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[i].msg_len;
     from_sockaddr(&names[i], src + (size_t)i * ENDPOINT_BYTES);
+    if (!segs) continue;
+    segs[i] = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+      if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+        int size;
+        memcpy(&size, CMSG_DATA(cm), sizeof size);
+        segs[i] = size;
+      }
+    }
   }
   return make_int32(env, r);
 }
@@ -173,7 +221,7 @@ napi_value udp_send(napi_env env, napi_callback_info info) {
   uint32_t built = b.count, done = 0;
   fill_msgs(&b);
   for (uint32_t i = 0; i < built; i++)
-    msgs[i].msg_hdr.msg_namelen = to_sockaddr(dst + (size_t)i * ENDPOINT_BYTES, v6, &names[i]);
+    msgs[i].msg_hdr.msg_namelen = endpoint_to_sockaddr(dst + (size_t)i * ENDPOINT_BYTES, v6, &names[i]);
   while (done < built) {
     if (msgs[done].msg_hdr.msg_namelen == 0) { /* family the socket cannot reach */
       status[done++] = -EAFNOSUPPORT;

@@ -72,6 +72,10 @@ napi_value make_int32(napi_env env, int32_t v) {
 }
 
 int arg_batch(napi_env env, napi_value *argv, batch_t *b) {
+  return arg_batch_max(env, argv, b, MAX_BATCH);
+}
+
+int arg_batch_max(napi_env env, napi_value *argv, batch_t *b, int32_t max) {
   size_t noffs, nlens;
   int32_t count;
   if (!arg_bytes(env, argv[0], &b->slab, &b->slab_len) || !arg_i32s(env, argv[1], &b->offs, &noffs) ||
@@ -79,7 +83,7 @@ int arg_batch(napi_env env, napi_value *argv, batch_t *b) {
     napi_throw_type_error(env, "EINVAL", "batch: expected (slab, Int32Array offs, Int32Array lens, count)");
     return 0;
   }
-  if (count < 0 || count > MAX_BATCH || (size_t)count > noffs || (size_t)count > nlens) {
+  if (count < 0 || count > max || (size_t)count > noffs || (size_t)count > nlens) {
     napi_throw_range_error(env, "EINVAL", "batch: count out of range");
     return 0;
   }
@@ -115,6 +119,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
     {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
+    {"udpOffload", NULL, udp_offload, NULL, NULL, NULL, napi_default, NULL},
+    {"udpSendSegments", NULL, udp_send_segments, NULL, NULL, NULL, napi_default, NULL},
+    {"tunWriteOffload", NULL, tun_write_offload, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value max;

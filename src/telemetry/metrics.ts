@@ -12,6 +12,10 @@
 //   udptun_keepalives_received_total{peer} keepalive messages received
 //   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
 //   udptun_reads_paused_seconds_total{source}  time reads of the TUN device / UDP socket spent paused (back-pressure)
+//   udptun_tun_reads_total                 reads from the TUN device (a super-packet counts once)
+//   udptun_tun_writes_total                writes to the TUN device (a joined run of TCP segments counts once)
+//   udptun_udp_datagrams_received_total    datagrams as the socket returned them (a GRO datagram counts once)
+//   udptun_offload_active{offload}         1 if the offload is in use (udp_gso, udp_gro, tun, coalesce), else 0
 //   udptun_process_resident_memory_bytes   resident set size
 //   udptun_process_heap_used_bytes         V8 heap in use
 //   udptun_process_open_fds                open file descriptors
@@ -117,6 +121,30 @@ export class Telemetry {
       description: "Time reads spent paused by back-pressure (socket full, pool empty), by source.",
       unit: "s",
     });
+    const tunReads = m.createObservableCounter("udptun.tun.reads", {
+      description: "Reads from the TUN device; with TUN offloads one read may be a super-packet of many packets.",
+      unit: "{reads}",
+    });
+    const tunWrites = m.createObservableCounter("udptun.tun.writes", {
+      description: "Writes to the TUN device; with coalescing one write may carry a run of TCP segments.",
+      unit: "{writes}",
+    });
+    const datagrams = m.createObservableCounter("udptun.udp.datagrams_received", {
+      description: "Datagrams as the socket returned them; with UDP GRO one may hold up to 64 of the peer's.",
+      unit: "{datagrams}",
+    });
+    const offload = m.createObservableGauge("udptun.offload.active", {
+      description: "1 if the offload is in use (udp_gso, udp_gro, tun, coalesce), else 0.",
+    });
+    m.addBatchObservableCallback((r) => {
+      r.observe(tunReads, fwd.device.reads);
+      r.observe(tunWrites, fwd.network.writes);
+      r.observe(datagrams, fwd.network.datagrams);
+      r.observe(offload, fwd.deviceOffloads.gso ? 1 : 0, { offload: "udp_gso" });
+      r.observe(offload, fwd.networkOffloads.gro ? 1 : 0, { offload: "udp_gro" });
+      r.observe(offload, fwd.deviceOffloads.tun ? 1 : 0, { offload: "tun" });
+      r.observe(offload, fwd.networkOffloads.coalesce ? 1 : 0, { offload: "coalesce" });
+    }, [tunReads, tunWrites, datagrams, offload]);
     m.addBatchObservableCallback((r) => {
       for (const p of pools) {
         const a = poolAttributes(p);

@@ -20,5 +20,18 @@ export function bufferSizeFor(mtu: number): number {
   return Math.ceil((HEADROOM + mtu + TAILROOM) / 64) * 64;
 }
 
+/** The virtio-net header in front of every packet on a TUN device opened with offloads. */
+export const VNET_HDR_LEN = 10;
+
+/** Largest IP packet (a TSO/USO super-packet the kernel hands over, a joined write). */
+export const MAX_IP_PACKET = 65535;
+
+/** Buffers of the offload pools: a whole super-packet behind its virtio header, or a whole
+ * GRO datagram (at most 65535 bytes of UDP payload). */
+export const SUPER_BUFFER_SIZE = bufferSizeFor(VNET_HDR_LEN + MAX_IP_PACKET);
+
+/** Most segments one GRO datagram holds (the kernel's UDP_GRO_CNT_MAX); more are dropped. */
+export const MAX_SEGMENTS_PER_DATAGRAM = 64;
+
 /** Where a datagram is received so that its inner packet lands exactly at HEADROOM. */
 export const DATAGRAM_START = HEADROOM - HEADER_LEN;

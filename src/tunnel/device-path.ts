@@ -1,5 +1,9 @@
 // Device path: TUN -> route by inner destination -> our header written in the headroom
 // -> sendmmsg to the peer -> release. One pass per batch, top to bottom.
+//
+// With TUN offloads on, each read may be a super-packet (a virtio-net header, then up to
+// 64 KiB of TCP or UDP) that the addon splits into MTU-sized packets and sends with UDP
+// GSO: routing is decided here once per super-packet, the per-segment work is native.
 import { addon } from "../native/addon.ts";
 import type { PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
@@ -9,9 +13,9 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, ROUNDS_PER_WAKEUP } from "./constants.ts";
+import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, VNET_HDR_LEN } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
-import { HEADER_LEN, writeDataHeader } from "./header.ts";
+import { DATA_HEADER, HEADER_LEN, writeDataHeader } from "./header.ts";
 import { destinationOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
 
@@ -19,7 +23,22 @@ export interface DevicePathHooks extends PathHooks {
   /** The socket is full (true: hold TUN reads, report writability) or takes data again
    * (false). Called after every batch, so it must be cheap when nothing changes. */
   socketFull(full: boolean): void;
+  /** The kernel refused UDP GSO on a send (errno): the path has turned it off. */
+  gsoRefused(errno: number): void;
 }
+
+/** What the device path's I/O may use; decided by the forwarder from config and kernel. */
+export interface DeviceOffloads {
+  /** The TUN fd carries a virtio-net header and may hand over super-packets. */
+  readonly tun: boolean;
+  /** Split segments leave in UDP GSO sends (one sendmsg for up to 64 datagrams). */
+  gso: boolean;
+}
+
+const NO_OFFLOADS: DeviceOffloads = { tun: false, gso: false };
+
+/** errno the addon reports for a super-packet it cannot parse. */
+const EBADMSG = 74;
 
 export class DevicePath {
   packets = 0;
@@ -27,6 +46,8 @@ export class DevicePath {
   readonly drops = newDropCounters();
   /** The errno of the last failed send, for the log. */
   lastSendErrno = 0;
+  /** Packets read from the TUN device (a super-packet counts once). */
+  reads = 0;
 
   private readonly batch: ReadBatch;
 
@@ -38,6 +59,10 @@ export class DevicePath {
   private readonly sendBufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
   private readonly sendPeers: (Peer | null)[] = new Array<Peer | null>(BATCH).fill(null);
   private sendCount = 0;
+  // Offload sends: inner bytes sent per super-packet, and [segments of the first held
+  // super-packet already sent, errno if the kernel refused GSO].
+  private readonly sendBytes = new Int32Array(BATCH);
+  private readonly segState = new Int32Array(2);
 
   private readonly tun: TunDevice;
   private readonly sock: UdpSocket;
@@ -46,16 +71,25 @@ export class DevicePath {
   peers: PeerTable;
   private readonly hooks: DevicePathHooks;
   private readonly io: PacketIo;
+  readonly offloads: DeviceOffloads;
+  /** Where the IP packet starts in what a read returns (after the virtio header, if any). */
+  private readonly ipStart: number;
 
-  constructor(tun: TunDevice, sock: UdpSocket, pool: BufferPool, peers: PeerTable, hooks: DevicePathHooks, io: PacketIo = addon) {
+  constructor(
+    tun: TunDevice, sock: UdpSocket, pool: BufferPool, peers: PeerTable, hooks: DevicePathHooks,
+    io: PacketIo = addon, offloads: DeviceOffloads = NO_OFFLOADS,
+  ) {
     this.tun = tun;
     this.sock = sock;
     this.pool = pool;
     this.peers = peers;
     this.hooks = hooks;
     this.io = io;
-    // The kernel never hands us more than the MTU; the packet lands at the headroom.
-    this.batch = new ReadBatch(pool, pool.headroom, tun.mtu);
+    this.offloads = offloads;
+    this.ipStart = offloads.tun ? VNET_HDR_LEN : 0;
+    // Without offloads the kernel never hands us more than the MTU; with them, a whole
+    // super-packet behind its virtio header. Either lands at the headroom.
+    this.batch = new ReadBatch(pool, pool.headroom, offloads.tun ? VNET_HDR_LEN + MAX_IP_PACKET : tun.mtu);
   }
 
   /** The TUN fd is readable: drain it in batches. */
@@ -84,6 +118,7 @@ export class DevicePath {
   discard(): void {
     for (let i = 0; i < this.sendCount; i++) this.drop(i, Drop.Shutdown);
     this.sendCount = 0;
+    this.segState[0] = 0;
   }
 
   private read(): number {
@@ -99,6 +134,7 @@ export class DevicePath {
     } finally {
       b.releaseUnused(n, want);
     }
+    this.reads += n;
     return n;
   }
 
@@ -109,8 +145,8 @@ export class DevicePath {
       const buf = this.batch.take(i);
       const len = this.batch.lens[i];
       buf.end = buf.start + len;
-      const off = buf.base + buf.start;
-      const dst = destinationOffset(slab, off, len);
+      const off = buf.base + buf.start + this.ipStart;
+      const dst = destinationOffset(slab, off, len - this.ipStart);
       if (dst < 0) {
         this.dropBuf(buf, Drop.MalformedIp, "");
         continue;
@@ -124,10 +160,16 @@ export class DevicePath {
         this.dropBuf(buf, Drop.NoEndpoint, peer.name);
         continue;
       }
-      const start = buf.shiftStartLeft(HEADER_LEN);
-      writeDataHeader(slab, buf.base + start);
-      this.sendOffs[k] = buf.base + start;
-      this.sendLens[k] = len + HEADER_LEN;
+      if (this.offloads.tun) {
+        // The addon reads the virtio header and puts our header on every segment.
+        this.sendOffs[k] = buf.base + buf.start;
+        this.sendLens[k] = len;
+      } else {
+        const start = buf.shiftStartLeft(HEADER_LEN);
+        writeDataHeader(slab, buf.base + start);
+        this.sendOffs[k] = buf.base + start;
+        this.sendLens[k] = len + HEADER_LEN;
+      }
       this.sendDests.set(peer.endpoint, k * ENDPOINT_BYTES);
       this.sendBufs[k] = buf;
       this.sendPeers[k] = peer;
@@ -137,8 +179,13 @@ export class DevicePath {
   }
 
   private send(): void {
+    if (this.sendCount === 0) return;
+    if (this.offloads.tun) this.sendSegments();
+    else this.sendPackets();
+  }
+
+  private sendPackets(): void {
     const count = this.sendCount;
-    if (count === 0) return;
     const done = this.io.udpSend(
       this.sock.fd, this.sock.v6, this.pool.slab, this.sendOffs, this.sendLens, count, this.sendDests, this.sendStatus,
     );
@@ -158,6 +205,46 @@ export class DevicePath {
         this.drop(i, Drop.SendError);
       }
     }
+    this.keepRest(done, count);
+  }
+
+  /** Super-packets: the addon splits and sends; status[i] is the segments sent. */
+  private sendSegments(): void {
+    const count = this.sendCount;
+    const st = this.segState;
+    const done = this.io.udpSendSegments(
+      this.sock.fd, this.sock.v6, this.pool.slab, this.sendOffs, this.sendLens, count, this.sendDests,
+      this.sendStatus, this.sendBytes, st, DATA_HEADER, this.offloads.gso ? 1 : 0,
+    );
+    // A super-packet cut short by a full socket has its sent segments counted now.
+    const counted = done < count ? done + 1 : done;
+    for (let i = 0; i < counted; i++) {
+      const segs = this.sendStatus[i];
+      if (segs > 0) {
+        const peer = this.sendPeers[i]!;
+        peer.txPackets += segs;
+        peer.txBytes += this.sendBytes[i];
+        this.packets += segs;
+        this.bytes += this.sendBytes[i];
+        if (i < done) {
+          this.sendBufs[i]!.release();
+          this.sendBufs[i] = null;
+          this.sendPeers[i] = null;
+        }
+      } else if (i < done) {
+        this.lastSendErrno = -segs;
+        this.drop(i, segs === -EBADMSG ? Drop.MalformedIp : Drop.SendError);
+      }
+    }
+    if (st[1] !== 0 && this.offloads.gso) {
+      this.offloads.gso = false;
+      this.hooks.gsoRefused(st[1]);
+    }
+    this.keepRest(done, count);
+  }
+
+  /** Sent up to done: with all sent, carry on; else keep the rest and wait for the socket. */
+  private keepRest(done: number, count: number): void {
     if (done === count) {
       this.sendCount = 0;
       this.hooks.socketFull(false);

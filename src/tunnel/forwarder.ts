@@ -4,7 +4,7 @@
 import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
-import { addon, READABLE, WRITABLE } from "../native/addon.ts";
+import { addon, READABLE, TUN_OFFLOAD_BITS, UDP_GRO, UDP_GSO, WRITABLE } from "../native/addon.ts";
 import { PAUSE_POOL_EMPTY, PAUSE_SOCKET_FULL, Watch } from "./watch.ts";
 import { closeTun, openTun } from "../native/tun.ts";
 import type { TunDevice } from "../native/tun.ts";
@@ -12,10 +12,12 @@ import { closeUdp, openUdp } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { encodeEndpoint, formatEndpoint, formatPrefix, parseIp } from "../net/address.ts";
 import { BufferPool } from "../pool/buffer-pool.ts";
-import { bufferSizeFor, HEADROOM } from "./constants.ts";
+import { bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE } from "./constants.ts";
 import { DevicePath } from "./device-path.ts";
+import type { DeviceOffloads } from "./device-path.ts";
 import { DROP_LABELS } from "./drops.ts";
 import { NetworkPath } from "./network-path.ts";
+import type { NetworkOffloads } from "./network-path.ts";
 import { Peer, PeerTable } from "./peers.ts";
 
 export interface ForwarderOptions {
@@ -31,6 +33,18 @@ export interface ForwarderOptions {
 
 const RESOLVE_RETRY_MS = 5000;
 
+/** The start-up log line's fields: each offload on, or off and why. */
+function offloadSummary(want: Config["offloads"], tun: TunDevice, dev: DeviceOffloads, net: NetworkOffloads): Record<string, string> {
+  const state = (asked: boolean, on: boolean) => (on ? "on" : asked ? "off (kernel refused)" : "off (config)");
+  const tunBits = Object.entries(TUN_OFFLOAD_BITS).filter(([, bit]) => tun.offload & bit).map(([name]) => name);
+  return {
+    udpGso: state(want.udpGso, dev.gso),
+    udpGro: state(want.udpGro, net.gro),
+    tun: tun.vnet ? `on (${tunBits.join(" ") || "virtio header only"})` : state(want.tun, false),
+    coalesce: state(want.coalesce && want.tun, net.coalesce),
+  };
+}
+
 /** JSON.stringify helper: byte arrays (addresses) compare by content. */
 const prefixReplacer = (_k: string, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v);
 
@@ -43,6 +57,9 @@ export class Forwarder {
   readonly sock: UdpSocket;
   readonly device: DevicePath;
   readonly network: NetworkPath;
+  /** Offloads in use; the device path turns GSO off if the kernel refuses it mid-run. */
+  readonly deviceOffloads: DeviceOffloads;
+  readonly networkOffloads: NetworkOffloads;
 
   /** The TUN fd's watch (reads pause when the socket is full or the device pool is empty)
    * and the socket's (reads pause when the network pool is empty; writability on demand). */
@@ -59,26 +76,41 @@ export class Forwarder {
     this.config = config;
     this.log = log;
     this.onFatal = opts.onFatal;
-    const size = bufferSizeFor(config.device.mtu);
-    const pool = (name: string, capacity: number): BufferPool => {
+    this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
+
+    const { ip, port } = config.listen;
+    const want = config.offloads;
+    this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
+    let tun: TunDevice;
+    try {
+      tun = openTun(config.device.name, config.device.mtu, config.device.addresses, want.tun);
+    } catch (err) {
+      closeUdp(this.sock);
+      throw err;
+    }
+    this.tun = tun;
+    // Each offload is on where config asks and the kernel accepts; the rest fall back.
+    const udp = addon.udpOffload(this.sock.fd, (want.udpGso ? UDP_GSO : 0) | (want.udpGro ? UDP_GRO : 0));
+    this.deviceOffloads = { tun: tun.vnet, gso: (udp & UDP_GSO) !== 0 };
+    this.networkOffloads = { gro: (udp & UDP_GRO) !== 0, tun: tun.vnet, coalesce: tun.vnet && want.coalesce };
+    log.info(offloadSummary(want, tun, this.deviceOffloads, this.networkOffloads), "offloads");
+
+    // Pools sized for what each path reads: an MTU-sized packet, or with offloads a whole
+    // super-packet (TUN) or GRO datagram (UDP); those pools carry their own names.
+    const pool = (name: string, size: number, capacity: number): BufferPool => {
       const p: BufferPool = new BufferPool({
         name, bufferSize: size, capacity, headroom: HEADROOM, checked: opts.checkedPools,
         onAllocate: (d) => opts.onAllocate?.(p, d),
       });
       return p;
     };
-    this.devicePool = pool("device", config.pools.deviceCapacity);
-    this.networkPool = pool("network", config.pools.networkCapacity);
-    this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
-
-    const { ip, port } = config.listen;
-    this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
-    try {
-      this.tun = openTun(config.device.name, config.device.mtu, config.device.addresses);
-    } catch (err) {
-      closeUdp(this.sock);
-      throw err;
-    }
+    const mtuSize = bufferSizeFor(config.device.mtu);
+    this.devicePool = tun.vnet
+      ? pool("device_gso", SUPER_BUFFER_SIZE, config.pools.deviceCapacity)
+      : pool("device", mtuSize, config.pools.deviceCapacity);
+    this.networkPool = this.networkOffloads.gro
+      ? pool("network_gro", SUPER_BUFFER_SIZE, config.pools.networkCapacity)
+      : pool("network", mtuSize, config.pools.networkCapacity);
 
     // Device-path drops are routine (multicast with no route); network-path ones mean a
     // misconfigured or hostile sender, worth a warning.
@@ -92,11 +124,12 @@ export class Forwarder {
       },
       poolEmpty: () => this.pauseUntilAvailable(this.tunWatch, this.devicePool),
       firstDrop: firstDrop("device_to_network", "info"),
-    });
+      gsoRefused: (errno) => log.warn({ errno }, "the kernel refused UDP GSO on a send; sending datagrams one by one from now on"),
+    }, addon, this.deviceOffloads);
     this.network = new NetworkPath(this.sock, this.tun, this.networkPool, this.peers, {
       poolEmpty: () => this.pauseUntilAvailable(this.sockWatch, this.networkPool),
       firstDrop: firstDrop("network_to_device", "warn"),
-    });
+    }, addon, this.networkOffloads);
 
     config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
     this.tunWatch = new Watch(this.tun.fd, (status) => this.onTunEvents(status));
@@ -129,7 +162,7 @@ export class Forwarder {
     const table = new PeerTable(peers);
     this.peers = this.device.peers = this.network.peers = table;
     for (const f of fresh) this.resolve(f.peer, f.host, f.port);
-    const needsRestart = (["device", "listen", "metrics", "socket", "pools"] as const)
+    const needsRestart = (["device", "listen", "metrics", "socket", "pools", "offloads"] as const)
       .filter((k) => JSON.stringify(this.config[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
     this.config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, this.config[k]])) } as Config;
     return { kept, added, changed, removed, needsRestart };

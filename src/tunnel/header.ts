@@ -13,6 +13,9 @@ export const TYPE_KEEPALIVE = 2;
 
 const DATA_BYTE0 = (VERSION << 4) | TYPE_DATA;
 
+/** The data header as bytes, for the addon to put in front of every segment it splits. */
+export const DATA_HEADER: Uint8Array = Uint8Array.of(DATA_BYTE0, 0, 0, 0);
+
 export function writeDataHeader(b: Uint8Array, off: number): void {
   b[off] = DATA_BYTE0;
   b[off + 1] = 0;

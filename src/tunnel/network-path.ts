@@ -1,6 +1,11 @@
 // Network path: recvmmsg -> sender is a configured peer? -> our header valid? -> inner
 // packet sound and its source inside that peer's allowed IPs? -> header stripped (the
-// start moves, nothing is copied) -> TUN write batch -> release. Top to bottom, per batch.
+// write starts past it, nothing is copied) -> TUN write batch -> release. Top to bottom,
+// per batch.
+//
+// With UDP GRO on, one received datagram may hold up to 64 datagrams of the peer's, all of
+// one size but the last: each is checked on its own, exactly as if it had come alone. With
+// TUN offloads on, the addon joins consecutive TCP segments of a flow into one write.
 import { addon } from "../native/addon.ts";
 import type { PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
@@ -10,7 +15,7 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, DATAGRAM_START, ROUNDS_PER_WAKEUP } from "./constants.ts";
+import { BATCH, DATAGRAM_START, MAX_SEGMENTS_PER_DATAGRAM, ROUNDS_PER_WAKEUP } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, TYPE_DATA, TYPE_KEEPALIVE, VERSION } from "./header.ts";
 import { checkPacket, sourceOffset } from "./ip-packet.ts";
@@ -18,23 +23,50 @@ import type { Peer, PeerTable } from "./peers.ts";
 
 export type NetworkPathHooks = PathHooks;
 
+/** What the network path's I/O may use; decided by the forwarder from config and kernel. */
+export interface NetworkOffloads {
+  /** The socket has UDP GRO on: a datagram may carry many of the peer's. */
+  readonly gro: boolean;
+  /** The TUN fd carries a virtio-net header (every write needs one). */
+  readonly tun: boolean;
+  /** Join consecutive TCP segments of a flow into one super-packet write. */
+  readonly coalesce: boolean;
+}
+
+const NO_OFFLOADS: NetworkOffloads = { gro: false, tun: false, coalesce: false };
+
+/** check() verdict for a keepalive (a drop reason is >= 0, a packet to deliver is -1). */
+const KEEPALIVE = -2;
+
+/** Most inner packets one batch can yield. */
+const MAX_WRITES = BATCH * MAX_SEGMENTS_PER_DATAGRAM;
+
 export class NetworkPath {
   packets = 0;
   bytes = 0;
   readonly drops = newDropCounters();
   /** The errno of the last failed TUN write, for the log. */
   lastWriteErrno = 0;
+  /** Datagrams as recvmmsg returned them (a GRO datagram counts once). */
+  datagrams = 0;
+  /** Writes to the TUN device (a joined run counts once). */
+  writes = 0;
 
   private readonly batch: ReadBatch;
   private readonly recvSources = new Uint8Array(BATCH * ENDPOINT_BYTES);
+  private readonly recvSegs: Int32Array | null;
 
-  private readonly writeOffs = new Int32Array(BATCH);
-  private readonly writeLens = new Int32Array(BATCH);
-  private readonly writeStatus = new Int32Array(BATCH);
-  private readonly writeBufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
-  private readonly writePeers: (Peer | null)[] = new Array<Peer | null>(BATCH).fill(null);
+  // The write batch: one entry per inner packet, pointing into the held datagram buffers,
+  // which go back to the pool once the batch is written.
+  private readonly writeOffs = new Int32Array(MAX_WRITES);
+  private readonly writeLens = new Int32Array(MAX_WRITES);
+  private readonly writeStatus = new Int32Array(MAX_WRITES);
+  private readonly writePeers: (Peer | null)[] = new Array<Peer | null>(MAX_WRITES).fill(null);
+  private readonly held: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
+  private heldCount = 0;
+  private readonly writeStats = new Int32Array(1);
 
-  /** Largest datagram we accept: a full-MTU packet plus our header. */
+  /** Largest datagram we accept: a full-MTU packet plus our header, or a GRO datagram. */
   private readonly maxDatagram: number;
 
   private readonly sock: UdpSocket;
@@ -44,18 +76,25 @@ export class NetworkPath {
   peers: PeerTable;
   private readonly hooks: NetworkPathHooks;
   private readonly io: PacketIo;
+  readonly offloads: NetworkOffloads;
 
-  constructor(sock: UdpSocket, tun: TunDevice, pool: BufferPool, peers: PeerTable, hooks: NetworkPathHooks, io: PacketIo = addon) {
+  constructor(
+    sock: UdpSocket, tun: TunDevice, pool: BufferPool, peers: PeerTable, hooks: NetworkPathHooks,
+    io: PacketIo = addon, offloads: NetworkOffloads = NO_OFFLOADS,
+  ) {
     this.sock = sock;
     this.tun = tun;
     this.pool = pool;
     this.peers = peers;
     this.hooks = hooks;
     this.io = io;
-    this.maxDatagram = tun.mtu + HEADER_LEN;
+    this.offloads = offloads;
+    this.recvSegs = offloads.gro ? new Int32Array(BATCH) : null;
     // Datagrams land so that the inner packet starts at the headroom; anything longer than
     // the room left arrives truncated and is dropped as oversize.
-    this.batch = new ReadBatch(pool, DATAGRAM_START, pool.bufferSize - DATAGRAM_START);
+    const room = pool.bufferSize - DATAGRAM_START;
+    this.maxDatagram = offloads.gro ? room : tun.mtu + HEADER_LEN;
+    this.batch = new ReadBatch(pool, DATAGRAM_START, room);
   }
 
   /** The UDP socket is readable: drain it in batches. */
@@ -78,18 +117,23 @@ export class NetworkPath {
     }
     let n = 0;
     try {
-      n = this.io.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources);
+      n = this.recvSegs === null
+        ? this.io.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources)
+        : this.io.udpRecv(this.sock.fd, this.pool.slab, b.offs, b.lens, want, this.recvSources, this.recvSegs);
     } finally {
       b.releaseUnused(n, want);
     }
+    this.datagrams += n;
     return n;
   }
 
-  /** Validates each datagram; the ones to deliver go to the write batch. Returns its size. */
+  /** Checks each datagram (each of its segments, with GRO); the inner packets to deliver
+   * go to the write batch, and the buffers holding them are kept. Returns the entries. */
   private decapsulate(n: number): number {
     const slab = this.pool.slab;
-    const mtu = this.tun.mtu;
+    const segs = this.recvSegs;
     let k = 0;
+    let held = 0;
     for (let i = 0; i < n; i++) {
       const buf = this.batch.take(i);
       const len = this.batch.lens[i];
@@ -108,75 +152,88 @@ export class NetworkPath {
         continue;
       }
       const off = buf.base + DATAGRAM_START;
-      const byte0 = slab[off];
-      if (byte0 >> 4 !== VERSION) {
-        this.dropBuf(buf, Drop.BadVersion, i);
-        continue;
-      }
-      if ((slab[off + 1] | slab[off + 2] | slab[off + 3]) !== 0) {
-        this.dropBuf(buf, Drop.BadHeader, i);
-        continue;
-      }
-      const type = byte0 & 0x0f;
-      if (type === TYPE_KEEPALIVE) {
-        if (len === HEADER_LEN) {
+      const size = segs !== null && segs[i] > 0 ? segs[i] : len;
+      const first = k;
+      let count = 0;
+      for (let at = 0; at < len; at += size) {
+        const segLen = Math.min(size, len - at);
+        const verdict = ++count > MAX_SEGMENTS_PER_DATAGRAM ? Drop.Oversize : this.check(slab, off + at, segLen, peer);
+        if (verdict === -1) {
+          this.writeOffs[k] = off + at + HEADER_LEN;
+          this.writeLens[k] = segLen - HEADER_LEN;
+          this.writePeers[k] = peer;
+          k++;
+        } else if (verdict === KEEPALIVE) {
           peer.rxKeepalives++;
-          buf.release();
         } else {
-          this.dropBuf(buf, Drop.BadHeader, i);
+          this.count(verdict, i);
         }
-        continue;
       }
-      if (type !== TYPE_DATA) {
-        this.dropBuf(buf, Drop.BadType, i);
-        continue;
-      }
-      buf.end = DATAGRAM_START + len;
-      const inner = buf.base + buf.shiftStartRight(HEADER_LEN);
-      const innerLen = len - HEADER_LEN;
-      const bad = checkPacket(slab, inner, innerLen, mtu);
-      if (bad >= 0) {
-        this.dropBuf(buf, bad, i);
-        continue;
-      }
-      if (this.peers.route(slab, sourceOffset(slab, inner), slab[inner] >> 4 === 4 ? 4 : 6) !== peer) {
-        this.dropBuf(buf, Drop.SourceNotAllowed, i);
-        continue;
-      }
-      this.writeOffs[k] = inner;
-      this.writeLens[k] = innerLen;
-      this.writeBufs[k] = buf;
-      this.writePeers[k] = peer;
-      k++;
+      if (k > first) this.held[held++] = buf;
+      else buf.release();
     }
+    this.heldCount = held;
     return k;
   }
 
+  /** One of the peer's datagrams: -1 to deliver, KEEPALIVE, or the drop reason. */
+  private check(slab: Uint8Array, off: number, len: number, peer: Peer): number {
+    if (len > this.tun.mtu + HEADER_LEN) return Drop.Oversize;
+    if (len < HEADER_LEN) return Drop.Truncated;
+    const byte0 = slab[off];
+    if (byte0 >> 4 !== VERSION) return Drop.BadVersion;
+    if ((slab[off + 1] | slab[off + 2] | slab[off + 3]) !== 0) return Drop.BadHeader;
+    const type = byte0 & 0x0f;
+    if (type === TYPE_KEEPALIVE) return len === HEADER_LEN ? KEEPALIVE : Drop.BadHeader;
+    if (type !== TYPE_DATA) return Drop.BadType;
+    const inner = off + HEADER_LEN;
+    const bad = checkPacket(slab, inner, len - HEADER_LEN, this.tun.mtu);
+    if (bad >= 0) return bad;
+    if (this.peers.route(slab, sourceOffset(slab, inner), slab[inner] >> 4 === 4 ? 4 : 6) !== peer) return Drop.SourceNotAllowed;
+    return -1;
+  }
+
   private write(k: number): void {
-    if (k === 0) return;
-    const written = this.io.tunWrite(this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus);
-    for (let i = 0; i < k; i++) {
-      const buf = this.writeBufs[i]!;
-      const peer = this.writePeers[i]!;
-      this.writeBufs[i] = null;
-      this.writePeers[i] = null;
-      if (written === k || this.writeStatus[i] === 0) {
-        const len = this.writeLens[i];
-        peer.rxPackets++;
-        peer.rxBytes += len;
-        this.packets++;
-        this.bytes += len;
-        buf.release();
+    if (k > 0) {
+      const o = this.offloads;
+      let written: number;
+      if (o.tun) {
+        written = this.io.tunWriteOffload(
+          this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus, o.coalesce ? 1 : 0, this.writeStats,
+        );
+        this.writes += this.writeStats[0];
       } else {
-        this.lastWriteErrno = -this.writeStatus[i];
-        buf.release();
-        if (this.drops[Drop.TunWriteError]++ === 0) this.hooks.firstDrop(Drop.TunWriteError, peer.name);
+        written = this.io.tunWrite(this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus);
+        this.writes += k;
+      }
+      for (let i = 0; i < k; i++) {
+        const peer = this.writePeers[i]!;
+        this.writePeers[i] = null;
+        if (written === k || this.writeStatus[i] === 0) {
+          const len = this.writeLens[i];
+          peer.rxPackets++;
+          peer.rxBytes += len;
+          this.packets++;
+          this.bytes += len;
+        } else {
+          this.lastWriteErrno = -this.writeStatus[i];
+          if (this.drops[Drop.TunWriteError]++ === 0) this.hooks.firstDrop(Drop.TunWriteError, peer.name);
+        }
       }
     }
+    for (let i = 0; i < this.heldCount; i++) {
+      this.held[i]!.release();
+      this.held[i] = null;
+    }
+    this.heldCount = 0;
   }
 
   private dropBuf(buf: PooledBuffer, reason: number, i: number): void {
     buf.release();
+    this.count(reason, i);
+  }
+
+  private count(reason: number, i: number): void {
     if (this.drops[reason]++ === 0) this.hooks.firstDrop(reason, formatEndpoint(this.recvSources, i * ENDPOINT_BYTES));
   }
 }

@@ -11,7 +11,7 @@ function nonZero(drops: Float64Array): Record<string, number> {
 }
 
 export function summarize(fwd: Forwarder): object {
-  const pool = (p: typeof fwd.devicePool) => ({ allocated: p.allocated, inUse: p.inUse, capacity: p.capacity, bufferSize: p.bufferSize });
+  const pool = (p: typeof fwd.devicePool) => ({ name: p.name, allocated: p.allocated, inUse: p.inUse, capacity: p.capacity, bufferSize: p.bufferSize });
   return {
     deviceToNetwork: { packets: fwd.device.packets, bytes: fwd.device.bytes, drops: nonZero(fwd.device.drops) },
     networkToDevice: { packets: fwd.network.packets, bytes: fwd.network.bytes, drops: nonZero(fwd.network.drops) },

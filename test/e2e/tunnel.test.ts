@@ -10,7 +10,7 @@ import { query, startPrometheus, waitUntil } from "./lib/prometheus.ts";
 import type { Prometheus } from "./lib/prometheus.ts";
 import { NODE, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
 import type { Instance } from "./lib/udptun.ts";
-import { BATCH } from "../../src/tunnel/constants.ts";
+import { BATCH, SUPER_BUFFER_SIZE } from "../../src/tunnel/constants.ts";
 
 const lab = new Lab();
 let hostA: Host, hostB: Host, stranger: Host;
@@ -74,7 +74,10 @@ t.test("30 s of TCP: pools stay bounded by one batch and every buffer comes back
   t.ok(r.bps > TCP_FLOOR, `A->B: ${(r.bps / 1e9).toFixed(2)} Gbit/s over 30 s`);
   for (const inst of [a, b]) {
     const m = await scrape(lab, inst);
-    for (const pool of ["device", "network"]) {
+    // With offloads (the default) the pools are device_gso and network_gro.
+    const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_count").map((s) => s.labels.udptun_buffer_pool_name))];
+    t.equal(pools.length, 2, `${inst.host.ns}: two pools (${pools.join(", ")})`);
+    for (const pool of pools) {
       const labels = { udptun_buffer_pool_name: pool };
       const allocated = sum(m, "udptun_buffer_count", labels);
       t.ok(allocated > 0 && allocated <= BATCH, `${inst.host.ns} ${pool}: ${allocated} allocated, bound ${BATCH}`);
@@ -113,10 +116,11 @@ t.test("Prometheus scrapes both instances: pool series and packet counters", asy
   await waitUntil(async () => (await query(lab, prom, "udptun_packets_total > 1000")).length >= 4, 20_000);
   const pools = await query(lab, prom, "udptun_buffer_count");
   for (const instance of targets) {
-    for (const pool of ["device", "network"]) {
+    // Offloads are on by default: a pool of super-packet buffers per path.
+    for (const [pool, size] of [["device_gso", SUPER_BUFFER_SIZE], ["network_gro", SUPER_BUFFER_SIZE]] as const) {
       const s = pools.find((x) => x.metric.instance === instance && x.metric.udptun_buffer_pool_name === pool);
       t.ok(s, `udptun_buffer_count{instance=${instance}, pool=${pool}} exists`);
-      t.equal(s?.metric.udptun_buffer_pool_buffer_size, "1536", "tagged with the buffer size");
+      t.equal(s?.metric.udptun_buffer_pool_buffer_size, String(size), "tagged with the buffer size");
       t.ok(Number(s?.value[1]) > 0, "and counts allocated buffers");
     }
     const inUse = await query(lab, prom, `udptun_buffer_in_use{instance="${instance}"}`);

@@ -29,7 +29,8 @@ if (!Number.isInteger(SECONDS) || SECONDS < 30) throw new Error(`SOAK_SECONDS mu
 const WARMUP_S = Math.max(15, SECONDS * 0.2);
 const SAMPLE_MS = 3000;
 const IDLE_MS = 5000;
-const POOLS = ["device", "network"] as const;
+// Offloads are on by default: each path reads into a pool of super-packet buffers.
+const POOLS = ["device_gso", "network_gro"] as const;
 const KB = 1024;
 const MB = 1024 * KB;
 

@@ -32,16 +32,18 @@ t.test("both paths report an empty pool instead of reading, and read again after
     udpRecv: () => (calls.udpRecv++, 0),
     tunWrite: () => 0,
     udpSend: () => 0,
+    udpSendSegments: () => 0,
+    tunWriteOffload: () => 0,
   };
   const peer = new Peer("b", [parsePrefix("10.77.0.2/32")!]);
   const peers = new PeerTable([peer]);
-  const tun = { fd: -1, name: "t0", created: false, mtu: 1420 };
+  const tun = { fd: -1, name: "t0", created: false, mtu: 1420, vnet: false, offload: 0 };
   const sock = { fd: -1, v6: 0, endpoint: encodeEndpoint(parseIp("127.0.0.1")!, 1) };
   const devPool = pool(1);
   const netPool = pool(1);
   let empty = { device: 0, network: 0 };
   const noop = () => {};
-  const device = new DevicePath(tun, sock, devPool, peers, { socketFull: noop, poolEmpty: () => empty.device++, firstDrop: noop }, io);
+  const device = new DevicePath(tun, sock, devPool, peers, { socketFull: noop, poolEmpty: () => empty.device++, firstDrop: noop, gsoRefused: noop }, io);
   const network = new NetworkPath(sock, tun, netPool, peers, { poolEmpty: () => empty.network++, firstDrop: noop }, io);
 
   const heldDev = devPool.pull()!; // someone else holds the only buffer

@@ -54,6 +54,15 @@ export class FakeIo implements PacketIo {
   /** Buffers the device path still holds after the last udpSend: count - processed. */
   held = 0;
 
+  // The paths fuzzed here run without offloads; these calls must never be made.
+  udpSendSegments(): number {
+    throw new Error("FakeIo: udpSendSegments called without TUN offloads");
+  }
+
+  tunWriteOffload(): number {
+    throw new Error("FakeIo: tunWriteOffload called without TUN offloads");
+  }
+
   private readonly opts: FakeIoOptions;
   private rx: readonly WireDatagram[] = [];
   private tunIn: readonly Uint8Array[] = [];

@@ -167,6 +167,7 @@ export function runDevice(fx: Fixture, packets: readonly Uint8Array[], opts: Dev
     socketFull: (f) => (full = f),
     poolEmpty: () => fail("device path: pool reported empty (reads pause while a batch is held)"),
     firstDrop: (r, d) => firstDrops.push([r, d]),
+    gsoRefused: () => fail("device path: GSO is not used without TUN offloads"),
   }, io);
   io.feedTun(packets);
   const what = `device path (${fx.label}, ${opts.v6socket ? "v6" : "v4"} socket)`;

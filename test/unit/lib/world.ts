@@ -162,7 +162,7 @@ export function buildPool(name: string, capacity: number): BufferPool {
   return new BufferPool({ name, bufferSize: BUFFER_SIZE, capacity, headroom: HEADROOM, checked: true });
 }
 
-export const FAKE_TUN: TunDevice = { fd: -1, name: "fuzz0", created: false, mtu: MTU };
+export const FAKE_TUN: TunDevice = { fd: -1, name: "fuzz0", created: false, mtu: MTU, vnet: false, offload: 0 };
 
 export function fakeSocket(v6: boolean): UdpSocket {
   return { fd: -1, v6: v6 ? 1 : 0, endpoint: endpoint(v6 ? "[::]:51820" : "0.0.0.0:51820") };

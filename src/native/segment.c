@@ -1,0 +1,290 @@
+/* Device path with offloads: super-packets read from a TUN device opened with
+ * IFF_VNET_HDR are split into MTU-sized inner packets (headers and checksums fixed per
+ * segment) and sent with UDP GSO: one sendmsg carries up to 64 datagrams of one size.
+ *
+ * Every wire datagram is a complete, correctly checksummed inner packet behind our
+ * header, so a peer with offloads off (or another implementation) reads it as usual.
+ * Segment headers are built in a scratch area; payloads are sent from the pool's slab
+ * where they lie (two iovecs per segment), so the payload is copied once, by the kernel. */
+#define _GNU_SOURCE
+#include <linux/udp.h>
+#include <linux/virtio_net.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "addon.h"
+#include "csum.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
+#endif
+
+#define SEG_MAX_MSGS 256
+#define SEG_MAX_BLOCKS 1024      /* segment header blocks (and twice as many iovecs) per flush */
+#define SEG_BLOCK 192            /* our header + IP header + TCP/UDP header, options included */
+#define GSO_MAX_SEGS 64          /* the kernel's UDP_MAX_SEGMENTS on older kernels */
+/* UDP payload per GSO send. A device's gso_max_size (64 KiB on veth) counts the link and
+ * IP headers too; a send above it is segmented in software before the device, silently. */
+#define GSO_MAX_BYTES 65000
+
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+#define TCP_CWR 0x80
+
+enum { KIND_WHOLE, KIND_TCP, KIND_UDP };
+
+typedef struct {
+  uint8_t *ip;
+  uint32_t len, l4, hl, gso, payload, nsegs;
+  int kind;
+} superpacket_t;
+
+typedef struct {
+  uint32_t pkt, segs, bytes;
+  int gso;
+} msg_info_t;
+
+static __thread struct mmsghdr msgs[SEG_MAX_MSGS];
+static __thread msg_info_t infos[SEG_MAX_MSGS];
+static __thread struct sockaddr_storage names[SEG_MAX_MSGS];
+static __thread char cbufs[SEG_MAX_MSGS][CMSG_SPACE(sizeof(uint16_t))];
+static __thread struct iovec iovs[SEG_MAX_BLOCKS * 2];
+static __thread uint8_t blocks[SEG_MAX_BLOCKS][SEG_BLOCK];
+
+/* Reads the virtio header in front of the packet and checks every length it implies.
+ * A packet that needs no split gets its checksum completed here. 0, or -EBADMSG. */
+static int parse(uint8_t *vh, uint32_t total, superpacket_t *p) {
+  struct virtio_net_hdr h;
+  if (total < sizeof h + 20) return -EBADMSG;
+  memcpy(&h, vh, sizeof h);
+  p->ip = vh + sizeof h;
+  p->len = total - (uint32_t)sizeof h;
+  int version = p->ip[0] >> 4;
+  if (version != 4 && version != 6) return -EBADMSG;
+  uint32_t iphl = version == 4 ? (uint32_t)(p->ip[0] & 15) * 4 : 40;
+  int partial = (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0;
+  p->l4 = partial ? h.csum_start : iphl;
+  uint8_t type = h.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+  if (type == VIRTIO_NET_HDR_GSO_TCPV4 || type == VIRTIO_NET_HDR_GSO_TCPV6) {
+    if (p->l4 < iphl || p->l4 + 20 > p->len) return -EBADMSG;
+    p->kind = KIND_TCP;
+    p->hl = p->l4 + (uint32_t)(p->ip[p->l4 + 12] >> 4) * 4;
+  } else if (type == VIRTIO_NET_HDR_GSO_UDP_L4) {
+    p->kind = KIND_UDP;
+    p->hl = p->l4 + 8;
+  } else if (type == VIRTIO_NET_HDR_GSO_NONE) {
+    p->kind = KIND_WHOLE;
+  } else {
+    return -EBADMSG;
+  }
+  if (p->kind != KIND_WHOLE) {
+    p->gso = h.gso_size;
+    if (p->hl > p->len || p->hl + HEADER_ROOM_MAX > SEG_BLOCK || p->gso == 0 || p->l4 < iphl) return -EBADMSG;
+    p->payload = p->len - p->hl;
+    if (p->payload <= p->gso) p->kind = KIND_WHOLE; /* one segment: nothing to split */
+  }
+  if (p->kind == KIND_WHOLE) {
+    if (partial) {
+      /* The field holds the pseudo-header sum; summing from csum_start over it completes it. */
+      if ((uint32_t)h.csum_start + h.csum_offset + 2 > p->len) return -EBADMSG;
+      uint16_t c = (uint16_t)~csum_fold(csum_add(0, p->ip + h.csum_start, p->len - h.csum_start));
+      if (h.csum_offset == 6 && c == 0) c = 0xffff; /* UDP: zero means "no checksum" */
+      memcpy(p->ip + h.csum_start + h.csum_offset, &c, 2);
+    }
+    p->nsegs = 1;
+    return 0;
+  }
+  p->nsegs = (p->payload + p->gso - 1) / p->gso;
+  return 0;
+}
+
+/* Writes our header and segment k's IP and transport headers into block; returns the
+ * block's length and points *data and *dlen at the segment's payload in the slab. */
+static uint32_t build_segment(const superpacket_t *p, uint32_t k, const uint8_t *hdr, uint32_t hdrlen,
+                              uint8_t *block, const uint8_t **data, uint32_t *dlen) {
+  uint32_t off = k * p->gso;
+  uint32_t seglen = p->payload - off < p->gso ? p->payload - off : p->gso;
+  uint8_t *ip = block + hdrlen;
+  memcpy(block, hdr, hdrlen);
+  memcpy(ip, p->ip, p->hl);
+  if ((ip[0] >> 4) == 4) {
+    put16(ip + 2, (uint16_t)(p->hl + seglen));
+    put16(ip + 4, (uint16_t)(get16(ip + 4) + k)); /* IP ID +k, as the kernel's TSO does */
+    ipv4_fix_csum(ip, (size_t)(ip[0] & 15) * 4);
+  } else {
+    put16(ip + 4, (uint16_t)(p->hl - 40 + seglen));
+  }
+  uint8_t *l4 = ip + p->l4;
+  const uint8_t *payload = p->ip + p->hl + off;
+  uint32_t l4len = p->hl - p->l4 + seglen;
+  uint64_t sum;
+  if (p->kind == KIND_TCP) {
+    put32(l4 + 4, get32(l4 + 4) + off);
+    if (k + 1 != p->nsegs) l4[13] &= (uint8_t)~(TCP_FIN | TCP_PSH); /* FIN and PSH end the data */
+    if (k != 0) l4[13] &= (uint8_t)~TCP_CWR;                       /* CWR goes out once */
+    l4[16] = l4[17] = 0;
+    sum = csum_pseudo(ip, IPPROTO_TCP, l4len);
+    sum = csum_add(sum, l4, p->hl - p->l4);
+    uint16_t c = (uint16_t)~csum_fold(csum_add(sum, payload, seglen));
+    memcpy(l4 + 16, &c, 2);
+  } else {
+    put16(l4 + 4, (uint16_t)l4len);
+    l4[6] = l4[7] = 0;
+    sum = csum_pseudo(ip, IPPROTO_UDP, l4len);
+    sum = csum_add(sum, l4, 8);
+    uint16_t c = (uint16_t)~csum_fold(csum_add(sum, payload, seglen));
+    if (c == 0) c = 0xffff; /* zero means "no checksum" in UDP */
+    memcpy(l4 + 6, &c, 2);
+  }
+  *data = payload;
+  *dlen = seglen;
+  return hdrlen + p->hl;
+}
+
+typedef struct {
+  int fd;
+  uint32_t nmsgs, nblocks, sent; /* messages built, header blocks used, messages sent */
+  int32_t *status, *bytes;
+  int stalled, gso_errno;
+} sender_t;
+
+/* Sends every built message. Stops at EAGAIN (stalled); a message that fails alone fails
+ * its whole packet (status -errno) and that packet's other messages are skipped. */
+static void flush(sender_t *s) {
+  while (s->sent < s->nmsgs) {
+    int r = sendmmsg(s->fd, msgs + s->sent, s->nmsgs - s->sent, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        s->stalled = 1;
+        return;
+      }
+      int err = errno;
+      uint32_t pkt = infos[s->sent].pkt;
+      if (infos[s->sent].gso && (err == EIO || err == EINVAL)) s->gso_errno = err;
+      s->status[pkt] = -err;
+      while (s->sent < s->nmsgs && infos[s->sent].pkt == pkt) s->sent++;
+      continue;
+    }
+    for (int k = 0; k < r; k++, s->sent++) {
+      msg_info_t *m = &infos[s->sent];
+      if (s->status[m->pkt] < 0) continue;
+      s->status[m->pkt] += (int32_t)m->segs;
+      s->bytes[m->pkt] += (int32_t)m->bytes;
+    }
+  }
+  s->nmsgs = s->nblocks = s->sent = 0;
+}
+
+/* udpSendSegments(fd, v6socket, slab, offs, lens, count, destinations, status, bytes,
+ *                 state, header, gso) -> processed
+ * Packet i is a virtio-net header and an IP packet at slab[offs[i] .. +lens[i]). On
+ * return, for i < processed: status[i] = inner packets sent (> 0) or -errno (-EBADMSG:
+ * malformed super-packet), bytes[i] = inner bytes sent. processed < count only when the
+ * socket is full: packet `processed` then had state[0] segments sent in all (this call's
+ * are in status/bytes); pass state back unchanged to resume. state[1] is set to an errno
+ * if the kernel refused UDP GSO (the caller turns it off). */
+napi_value udp_send_segments(napi_env env, napi_callback_info info) {
+  size_t argc = 12, ndst, nstatus, nbytes, nstate, nhdr;
+  napi_value argv[12];
+  int32_t fd, v6, gso, *status, *bytes, *state;
+  uint8_t *dst, *hdr;
+  batch_t b;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 12 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[1], &v6) || !arg_int32(env, argv[11], &gso))
+    return throw_errno(env, EINVAL, "udpSendSegments");
+  if (!arg_batch(env, argv + 2, &b)) return NULL;
+  if (!arg_bytes(env, argv[6], &dst, &ndst) || ndst < (size_t)b.count * ENDPOINT_BYTES ||
+      !arg_i32s(env, argv[7], &status, &nstatus) || nstatus < b.count ||
+      !arg_i32s(env, argv[8], &bytes, &nbytes) || nbytes < b.count ||
+      !arg_i32s(env, argv[9], &state, &nstate) || nstate < 2 ||
+      !arg_bytes(env, argv[10], &hdr, &nhdr) || nhdr > HEADER_ROOM_MAX)
+    return throw_errno(env, EINVAL, "udpSendSegments arrays");
+
+  sender_t s = {.fd = fd, .status = status, .bytes = bytes};
+  uint32_t skip = state[0] > 0 ? (uint32_t)state[0] : 0;
+  state[1] = 0;
+  uint32_t i;
+  for (i = 0; i < b.count; i++) status[i] = bytes[i] = 0;
+  for (i = 0; i < b.count && !s.stalled; i++) {
+    superpacket_t p;
+    int err = parse(b.slab + b.offs[i], (uint32_t)b.lens[i], &p);
+    struct sockaddr_storage name;
+    socklen_t namelen = err ? 0 : endpoint_to_sockaddr(dst + (size_t)i * ENDPOINT_BYTES, v6, &name);
+    if (err || namelen == 0) {
+      status[i] = err ? err : -EAFNOSUPPORT;
+      skip = 0;
+      continue;
+    }
+    uint32_t wire = (uint32_t)nhdr + (p.kind == KIND_WHOLE ? p.len : p.hl + p.gso);
+    uint32_t per_msg = 1;
+    if (gso && p.kind != KIND_WHOLE) {
+      per_msg = GSO_MAX_BYTES / wire;
+      if (per_msg > GSO_MAX_SEGS) per_msg = GSO_MAX_SEGS;
+      if (per_msg == 0) per_msg = 1;
+    }
+    for (uint32_t k = skip; k < p.nsegs;) {
+      uint32_t take = p.nsegs - k < per_msg ? p.nsegs - k : per_msg;
+      if (s.nmsgs == SEG_MAX_MSGS || s.nblocks + take > SEG_MAX_BLOCKS) {
+        flush(&s);
+        if (s.stalled) break;
+      }
+      struct msghdr *mh = &msgs[s.nmsgs].msg_hdr;
+      msg_info_t *mi = &infos[s.nmsgs];
+      memset(mh, 0, sizeof *mh);
+      memcpy(&names[s.nmsgs], &name, namelen);
+      mh->msg_name = &names[s.nmsgs];
+      mh->msg_namelen = namelen;
+      mh->msg_iov = &iovs[s.nblocks * 2];
+      *mi = (msg_info_t){.pkt = i, .segs = take, .bytes = 0, .gso = take > 1};
+      for (uint32_t j = 0; j < take; j++) {
+        struct iovec *v = &iovs[(s.nblocks + j) * 2];
+        const uint8_t *data;
+        uint32_t dlen;
+        if (p.kind == KIND_WHOLE) {
+          memcpy(blocks[s.nblocks + j], hdr, nhdr);
+          v[0] = (struct iovec){blocks[s.nblocks + j], nhdr};
+          v[1] = (struct iovec){p.ip, p.len};
+          mi->bytes += p.len;
+        } else {
+          uint32_t blen = build_segment(&p, k + j, hdr, (uint32_t)nhdr, blocks[s.nblocks + j], &data, &dlen);
+          v[0] = (struct iovec){blocks[s.nblocks + j], blen};
+          v[1] = (struct iovec){(void *)data, dlen};
+          mi->bytes += blen - (uint32_t)nhdr + dlen;
+        }
+      }
+      mh->msg_iovlen = take * 2;
+      if (take > 1) {
+        mh->msg_control = cbufs[s.nmsgs];
+        mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t size = (uint16_t)wire;
+        memcpy(CMSG_DATA(cm), &size, sizeof size);
+      }
+      s.nblocks += take;
+      s.nmsgs++;
+      k += take;
+    }
+    skip = 0;
+  }
+  if (!s.stalled) flush(&s);
+  state[1] = s.gso_errno;
+  if (!s.stalled) {
+    state[0] = 0;
+    return make_int32(env, (int32_t)b.count);
+  }
+  /* The first message not sent belongs to the first unfinished packet. */
+  uint32_t first = infos[s.sent].pkt;
+  uint32_t before = first == 0 && state[0] > 0 ? (uint32_t)state[0] : 0;
+  state[0] = (int32_t)(before + (status[first] > 0 ? (uint32_t)status[first] : 0));
+  return make_int32(env, (int32_t)first);
+}
