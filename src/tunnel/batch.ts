@@ -12,6 +12,9 @@ export interface PathHooks {
   firstDrop(reason: number, detail: string): void;
 }
 
+/** The fewest buffers a read is offered. */
+const MIN_FILL = 8;
+
 export class ReadBatch {
   readonly offs = new Int32Array(BATCH);
   /** Room on the way in; the received length on the way out. */
@@ -28,9 +31,17 @@ export class ReadBatch {
     this.room = room;
   }
 
-  /** Pulls up to a full batch (fewer if the pool runs low) and returns how many. */
+  /** How many buffers the next fill offers the read: twice what the last read took, at
+   * least MIN_FILL, so a read that finds little waiting does not pull and return a whole
+   * batch (with GRO and TSO a wakeup often finds a few large datagrams, not 64 small). */
+  private next = BATCH;
+  /** What the last fill offered: a read that returns fewer found the fd drained. */
+  offered = 0;
+
+  /** Pulls up to a batch (fewer if the pool runs low) and returns how many. */
   fill(): number {
-    const want = Math.min(BATCH, this.pool.available);
+    const want = Math.min(this.next, this.pool.available);
+    this.offered = want;
     for (let i = 0; i < want; i++) {
       const buf = this.pool.pull()!;
       buf.start = this.start;
@@ -41,8 +52,9 @@ export class ReadBatch {
     return want;
   }
 
-  /** Gives back the buffers [from, to) that the read did not fill. */
+  /** Gives back the buffers [from, to) that the read did not fill (from: what it read). */
   releaseUnused(from: number, to: number): void {
+    this.next = Math.min(BATCH, Math.max(MIN_FILL, from * 2));
     for (let i = from; i < to; i++) {
       this.bufs[i]!.release();
       this.bufs[i] = null;

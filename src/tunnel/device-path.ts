@@ -100,7 +100,7 @@ export class DevicePath {
       if (n === 0) return;
       this.encapsulate(n);
       this.send();
-      if (n < BATCH) return; // EAGAIN: drained
+      if (n < this.batch.offered) return; // EAGAIN: drained
     }
   }
 

@@ -104,7 +104,7 @@ export class NetworkPath {
       if (n === 0) return;
       const k = this.decapsulate(n);
       this.write(k);
-      if (n < BATCH) return; // EAGAIN: drained
+      if (n < this.batch.offered) return; // EAGAIN: drained
     }
   }
 
