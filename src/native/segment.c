@@ -45,8 +45,10 @@ typedef struct {
   int kind;
 } superpacket_t;
 
+/* A message is one split super-packet's segments (npkts 1), or a train of whole packets
+ * of one size to one destination (npkts = segs), sent as one GSO send. */
 typedef struct {
-  uint32_t pkt, segs, bytes;
+  uint32_t pkt, npkts, segs, bytes;
   int gso;
 } msg_info_t;
 
@@ -56,6 +58,7 @@ static __thread struct sockaddr_storage names[SEG_MAX_MSGS];
 static __thread char cbufs[SEG_MAX_MSGS][CMSG_SPACE(sizeof(uint16_t))];
 static __thread struct iovec iovs[SEG_MAX_BLOCKS * 2];
 static __thread uint8_t blocks[SEG_MAX_BLOCKS][SEG_BLOCK];
+static __thread superpacket_t parsed[MAX_BATCH];
 
 /* Reads the virtio header in front of the packet and checks every length it implies.
  * A packet that needs no split gets its checksum completed here. 0, or -EBADMSG. */
@@ -96,6 +99,9 @@ static int parse(uint8_t *vh, uint32_t total, superpacket_t *p) {
       uint16_t c = (uint16_t)~csum_fold(csum_add(0, p->ip + h.csum_start, p->len - h.csum_start));
       if (h.csum_offset == 6 && c == 0) c = 0xffff; /* UDP: zero means "no checksum" */
       memcpy(p->ip + h.csum_start + h.csum_offset, &c, 2);
+      /* Done: a packet sent again after a full socket must not be summed twice. */
+      h.flags &= (uint8_t)~VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      memcpy(vh, &h, sizeof h);
     }
     p->nsegs = 1;
     return 0;
@@ -155,7 +161,7 @@ typedef struct {
 } sender_t;
 
 /* Sends every built message. Stops at EAGAIN (stalled); a message that fails alone fails
- * its whole packet (status -errno) and that packet's other messages are skipped. */
+ * its packets (status -errno), and the other messages of a failed split packet are skipped. */
 static void flush(sender_t *s) {
   while (s->sent < s->nmsgs) {
     int r = sendmmsg(s->fd, msgs + s->sent, s->nmsgs - s->sent, MSG_DONTWAIT);
@@ -166,20 +172,62 @@ static void flush(sender_t *s) {
         return;
       }
       int err = errno;
-      uint32_t pkt = infos[s->sent].pkt;
-      if (infos[s->sent].gso && (err == EIO || err == EINVAL)) s->gso_errno = err;
-      s->status[pkt] = -err;
+      msg_info_t *m = &infos[s->sent];
+      if (m->gso && (err == EIO || err == EINVAL)) s->gso_errno = err;
+      for (uint32_t k = 0; k < m->npkts; k++) s->status[m->pkt + k] = -err;
+      uint32_t pkt = m->pkt;
       while (s->sent < s->nmsgs && infos[s->sent].pkt == pkt) s->sent++;
       continue;
     }
     for (int k = 0; k < r; k++, s->sent++) {
       msg_info_t *m = &infos[s->sent];
+      if (m->npkts > 1) { /* a train: one datagram per packet */
+        for (uint32_t j = 0; j < m->npkts; j++) {
+          s->status[m->pkt + j] = 1;
+          s->bytes[m->pkt + j] = (int32_t)parsed[m->pkt + j].len;
+        }
+        continue;
+      }
       if (s->status[m->pkt] < 0) continue;
       s->status[m->pkt] += (int32_t)m->segs;
       s->bytes[m->pkt] += (int32_t)m->bytes;
     }
   }
   s->nmsgs = s->nblocks = s->sent = 0;
+}
+
+/* Starts message s->nmsgs to name; returns its header for the caller to fill. */
+static struct msghdr *begin_msg(sender_t *s, const struct sockaddr_storage *name, socklen_t namelen) {
+  struct msghdr *mh = &msgs[s->nmsgs].msg_hdr;
+  memset(mh, 0, sizeof *mh);
+  memcpy(&names[s->nmsgs], name, namelen);
+  mh->msg_name = &names[s->nmsgs];
+  mh->msg_namelen = namelen;
+  mh->msg_iov = &iovs[s->nblocks * 2];
+  return mh;
+}
+
+/* Closes the message: with more than one datagram, a UDP_SEGMENT cmsg of their size. */
+static void end_msg(sender_t *s, struct msghdr *mh, uint32_t datagrams, uint32_t size) {
+  mh->msg_iovlen = datagrams * 2;
+  if (datagrams > 1) {
+    mh->msg_control = cbufs[s->nmsgs];
+    mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+    struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t sz = (uint16_t)size;
+    memcpy(CMSG_DATA(cm), &sz, sizeof sz);
+  }
+  s->nblocks += datagrams;
+  s->nmsgs++;
+}
+
+/* Room for one more message of up to `blocks` datagrams, flushing first if need be. */
+static int room(sender_t *s, uint32_t blocks) {
+  if (s->nmsgs == SEG_MAX_MSGS || s->nblocks + blocks > SEG_MAX_BLOCKS) flush(s);
+  return !s->stalled;
 }
 
 /* udpSendSegments(fd, v6socket, slab, offs, lens, count, destinations, status, bytes,
@@ -189,7 +237,9 @@ static void flush(sender_t *s) {
  * malformed super-packet), bytes[i] = inner bytes sent. processed < count only when the
  * socket is full: packet `processed` then had state[0] segments sent in all (this call's
  * are in status/bytes); pass state back unchanged to resume. state[1] is set to an errno
- * if the kernel refused UDP GSO (the caller turns it off). */
+ * if the kernel refused UDP GSO (the caller turns it off).
+ * With gso, a super-packet's segments go out in sends of up to 64, and consecutive whole
+ * packets of one size to one destination (a UDP flow, pure ACKs) share a send too. */
 napi_value udp_send_segments(napi_env env, napi_callback_info info) {
   size_t argc = 12, ndst, nstatus, nbytes, nstate, nhdr;
   napi_value argv[12];
@@ -209,71 +259,75 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
 
   sender_t s = {.fd = fd, .status = status, .bytes = bytes};
   uint32_t skip = state[0] > 0 ? (uint32_t)state[0] : 0;
-  state[1] = 0;
-  uint32_t i;
-  for (i = 0; i < b.count; i++) status[i] = bytes[i] = 0;
-  for (i = 0; i < b.count && !s.stalled; i++) {
-    superpacket_t p;
-    int err = parse(b.slab + b.offs[i], (uint32_t)b.lens[i], &p);
+  const uint32_t hl = (uint32_t)nhdr;
+  for (uint32_t i = 0; i < b.count; i++) {
+    bytes[i] = 0;
+    status[i] = parse(b.slab + b.offs[i], (uint32_t)b.lens[i], &parsed[i]);
+  }
+  for (uint32_t i = 0; i < b.count && !s.stalled;) {
+    superpacket_t *p = &parsed[i];
     struct sockaddr_storage name;
-    socklen_t namelen = err ? 0 : endpoint_to_sockaddr(dst + (size_t)i * ENDPOINT_BYTES, v6, &name);
-    if (err || namelen == 0) {
-      status[i] = err ? err : -EAFNOSUPPORT;
+    const uint8_t *ep = dst + (size_t)i * ENDPOINT_BYTES;
+    socklen_t namelen = status[i] ? 0 : endpoint_to_sockaddr(ep, v6, &name);
+    if (namelen == 0) {
+      if (!status[i]) status[i] = -EAFNOSUPPORT;
+      i++;
       skip = 0;
       continue;
     }
-    uint32_t wire = (uint32_t)nhdr + (p.kind == KIND_WHOLE ? p.len : p.hl + p.gso);
-    uint32_t per_msg = 1;
-    if (gso && p.kind != KIND_WHOLE) {
+    if (p->kind == KIND_WHOLE) {
+      /* A train: following whole packets to the same place, of the first's size (the
+       * last may be shorter), while one send can take them. */
+      uint32_t size = hl + p->len, n = 1, total = size;
+      if (gso) {
+        while (i + n < b.count && n < GSO_MAX_SEGS && status[i + n] == 0 && parsed[i + n].kind == KIND_WHOLE &&
+               hl + parsed[i + n - 1].len == size && hl + parsed[i + n].len <= size &&
+               total + hl + parsed[i + n].len <= GSO_MAX_BYTES &&
+               memcmp(ep, dst + (size_t)(i + n) * ENDPOINT_BYTES, ENDPOINT_BYTES) == 0) {
+          total += hl + parsed[i + n].len;
+          n++;
+        }
+      }
+      if (!room(&s, n)) break;
+      struct msghdr *mh = begin_msg(&s, &name, namelen);
+      for (uint32_t j = 0; j < n; j++) {
+        struct iovec *v = &iovs[(s.nblocks + j) * 2];
+        memcpy(blocks[s.nblocks + j], hdr, hl);
+        v[0] = (struct iovec){blocks[s.nblocks + j], hl};
+        v[1] = (struct iovec){parsed[i + j].ip, parsed[i + j].len};
+      }
+      infos[s.nmsgs] = (msg_info_t){.pkt = i, .npkts = n, .segs = n, .bytes = p->len, .gso = n > 1};
+      end_msg(&s, mh, n, size);
+      i += n;
+      skip = 0;
+      continue;
+    }
+    /* A super-packet: its segments, up to a send's worth per message. */
+    uint32_t wire = hl + p->hl + p->gso, per_msg = 1;
+    if (gso) {
       per_msg = GSO_MAX_BYTES / wire;
       if (per_msg > GSO_MAX_SEGS) per_msg = GSO_MAX_SEGS;
       if (per_msg == 0) per_msg = 1;
     }
-    for (uint32_t k = skip; k < p.nsegs;) {
-      uint32_t take = p.nsegs - k < per_msg ? p.nsegs - k : per_msg;
-      if (s.nmsgs == SEG_MAX_MSGS || s.nblocks + take > SEG_MAX_BLOCKS) {
-        flush(&s);
-        if (s.stalled) break;
-      }
-      struct msghdr *mh = &msgs[s.nmsgs].msg_hdr;
+    for (uint32_t k = skip; k < p->nsegs;) {
+      uint32_t take = p->nsegs - k < per_msg ? p->nsegs - k : per_msg;
+      if (!room(&s, take)) break;
+      struct msghdr *mh = begin_msg(&s, &name, namelen);
       msg_info_t *mi = &infos[s.nmsgs];
-      memset(mh, 0, sizeof *mh);
-      memcpy(&names[s.nmsgs], &name, namelen);
-      mh->msg_name = &names[s.nmsgs];
-      mh->msg_namelen = namelen;
-      mh->msg_iov = &iovs[s.nblocks * 2];
-      *mi = (msg_info_t){.pkt = i, .segs = take, .bytes = 0, .gso = take > 1};
+      *mi = (msg_info_t){.pkt = i, .npkts = 1, .segs = take, .bytes = 0, .gso = take > 1};
       for (uint32_t j = 0; j < take; j++) {
         struct iovec *v = &iovs[(s.nblocks + j) * 2];
         const uint8_t *data;
         uint32_t dlen;
-        if (p.kind == KIND_WHOLE) {
-          memcpy(blocks[s.nblocks + j], hdr, nhdr);
-          v[0] = (struct iovec){blocks[s.nblocks + j], nhdr};
-          v[1] = (struct iovec){p.ip, p.len};
-          mi->bytes += p.len;
-        } else {
-          uint32_t blen = build_segment(&p, k + j, hdr, (uint32_t)nhdr, blocks[s.nblocks + j], &data, &dlen);
-          v[0] = (struct iovec){blocks[s.nblocks + j], blen};
-          v[1] = (struct iovec){(void *)data, dlen};
-          mi->bytes += blen - (uint32_t)nhdr + dlen;
-        }
+        uint32_t blen = build_segment(p, k + j, hdr, hl, blocks[s.nblocks + j], &data, &dlen);
+        v[0] = (struct iovec){blocks[s.nblocks + j], blen};
+        v[1] = (struct iovec){(void *)data, dlen};
+        mi->bytes += blen - hl + dlen;
       }
-      mh->msg_iovlen = take * 2;
-      if (take > 1) {
-        mh->msg_control = cbufs[s.nmsgs];
-        mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-        struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
-        cm->cmsg_level = SOL_UDP;
-        cm->cmsg_type = UDP_SEGMENT;
-        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t size = (uint16_t)wire;
-        memcpy(CMSG_DATA(cm), &size, sizeof size);
-      }
-      s.nblocks += take;
-      s.nmsgs++;
+      end_msg(&s, mh, take, wire);
       k += take;
     }
+    i++;
     skip = 0;
   }
   if (!s.stalled) flush(&s);

@@ -143,7 +143,7 @@ export class Telemetry {
       r.observe(offload, fwd.deviceOffloads.gso ? 1 : 0, { offload: "udp_gso" });
       r.observe(offload, fwd.networkOffloads.gro ? 1 : 0, { offload: "udp_gro" });
       r.observe(offload, fwd.deviceOffloads.tun ? 1 : 0, { offload: "tun" });
-      r.observe(offload, fwd.networkOffloads.coalesce ? 1 : 0, { offload: "coalesce" });
+      r.observe(offload, fwd.networkOffloads.join !== 0 ? 1 : 0, { offload: "coalesce" });
     }, [tunReads, tunWrites, datagrams, offload]);
     m.addBatchObservableCallback((r) => {
       for (const p of pools) {

@@ -16,7 +16,7 @@ import { bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE } from "./constants.ts";
 import { DevicePath } from "./device-path.ts";
 import type { DeviceOffloads } from "./device-path.ts";
 import { DROP_LABELS } from "./drops.ts";
-import { NetworkPath } from "./network-path.ts";
+import { JOIN_TCP, JOIN_UDP, NetworkPath } from "./network-path.ts";
 import type { NetworkOffloads } from "./network-path.ts";
 import { Peer, PeerTable } from "./peers.ts";
 
@@ -41,7 +41,7 @@ function offloadSummary(want: Config["offloads"], tun: TunDevice, dev: DeviceOff
     udpGso: state(want.udpGso, dev.gso),
     udpGro: state(want.udpGro, net.gro),
     tun: tun.vnet ? `on (${tunBits.join(" ") || "virtio header only"})` : state(want.tun, false),
-    coalesce: state(want.coalesce && want.tun, net.coalesce),
+    coalesce: net.join ? `on (${net.join & JOIN_UDP ? "tcp udp" : "tcp"})` : state(want.coalesce && want.tun, false),
   };
 }
 
@@ -92,7 +92,12 @@ export class Forwarder {
     // Each offload is on where config asks and the kernel accepts; the rest fall back.
     const udp = addon.udpOffload(this.sock.fd, (want.udpGso ? UDP_GSO : 0) | (want.udpGro ? UDP_GRO : 0));
     this.deviceOffloads = { tun: tun.vnet, gso: (udp & UDP_GSO) !== 0 };
-    this.networkOffloads = { gro: (udp & UDP_GRO) !== 0, tun: tun.vnet, coalesce: tun.vnet && want.coalesce };
+    const uso = (tun.offload & (TUN_OFFLOAD_BITS.uso4 | TUN_OFFLOAD_BITS.uso6)) !== 0;
+    this.networkOffloads = {
+      gro: (udp & UDP_GRO) !== 0,
+      tun: tun.vnet,
+      join: tun.vnet && want.coalesce ? JOIN_TCP | (uso ? JOIN_UDP : 0) : 0,
+    };
     log.info(offloadSummary(want, tun, this.deviceOffloads, this.networkOffloads), "offloads");
 
     // Pools sized for what each path reads: an MTU-sized packet, or with offloads a whole

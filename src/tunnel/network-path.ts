@@ -29,11 +29,15 @@ export interface NetworkOffloads {
   readonly gro: boolean;
   /** The TUN fd carries a virtio-net header (every write needs one). */
   readonly tun: boolean;
-  /** Join consecutive TCP segments of a flow into one super-packet write. */
-  readonly coalesce: boolean;
+  /** Join consecutive segments of a flow into one super-packet write: JOIN_TCP, and
+   * JOIN_UDP where the device took USO (0: write packet by packet). */
+  readonly join: number;
 }
 
-const NO_OFFLOADS: NetworkOffloads = { gro: false, tun: false, coalesce: false };
+export const JOIN_TCP = 1;
+export const JOIN_UDP = 2;
+
+const NO_OFFLOADS: NetworkOffloads = { gro: false, tun: false, join: 0 };
 
 /** check() verdict for a keepalive (a drop reason is >= 0, a packet to deliver is -1). */
 const KEEPALIVE = -2;
@@ -199,7 +203,7 @@ export class NetworkPath {
       let written: number;
       if (o.tun) {
         written = this.io.tunWriteOffload(
-          this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus, o.coalesce ? 1 : 0, this.writeStats,
+          this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus, o.join, this.writeStats,
         );
         this.writes += this.writeStats[0];
       } else {

@@ -41,7 +41,7 @@ t.test("every offload is on, and the start-up log says so", async (t) => {
     t.equal(o.udpGso, "on");
     t.equal(o.udpGro, "on");
     t.match(o.tun, /^on \(csum tso4 tso6/);
-    t.equal(o.coalesce, "on");
+    t.equal(o.coalesce, "on (tcp udp)");
     const m = await scrape(lab, inst);
     for (const name of ["udp_gso", "udp_gro", "tun", "coalesce"]) t.equal(sum(m, "udptun_offload_active", { offload: name }), 1, `${name} active`);
   }
@@ -86,6 +86,7 @@ t.test("TCP: 200 MiB each way arrives byte for byte, IPv4 and IPv6", async (t) =
 t.test("UDP sent with UDP_SEGMENT (USO super-packets) arrives intact, IPv4 and IPv6", async (t) => {
   const errorsBefore = await csumErrors();
   const before = await scrape(lab, a);
+  const bBefore = await scrape(lab, b);
   const count = 40_000;
   for (const [label, addr, port] of [["v4", "10.77.0.2", 7100], ["v6", "fd77::2", 7101]] as const) {
     const r = await udpSegmented(lab, hostA, hostB, addr, port, count, 1200, 16);
@@ -98,6 +99,10 @@ t.test("UDP sent with UDP_SEGMENT (USO super-packets) arrives intact, IPv4 and I
   const packets = sum(after, "udptun_packets_total", { path: "device_to_network" }) - sum(before, "udptun_packets_total", { path: "device_to_network" });
   const reads = sum(after, "udptun_tun_reads_total") - sum(before, "udptun_tun_reads_total");
   t.ok(packets / reads > 4, `A: ${(packets / reads).toFixed(1)} packets per TUN read (USO super-packets split)`);
+  const bAfter = await scrape(lab, b);
+  const bd = (name: string, labels = {}) => sum(bAfter, name, labels) - sum(bBefore, name, labels);
+  const joined = bd("udptun_packets_total", { path: "network_to_device" }) / bd("udptun_tun_writes_total");
+  t.ok(joined > 4, `B: ${joined.toFixed(1)} datagrams per TUN write (UDP runs joined, USO)`);
 });
 
 t.test("a peer with every offload off reads the same wire format", async (t) => {
