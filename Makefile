@@ -11,7 +11,7 @@ NODE := $(CURDIR)/node_modules/.bin/node
 STAMP := node_modules/.udptun-installed
 TEST_LOG := .tap-output.log
 
-.PHONY: help setup build lint test test-unit test-e2e soak demo bench bench-alloc clean docker-build docker-up docker-iperf docker-down docker-test
+.PHONY: help setup build lint test test-unit test-e2e soak demo bench bench-alloc profile clean docker-build docker-up docker-iperf docker-down docker-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ demo: build ## two tunnel ends in namespaces, iperf3 through them, Prometheus sc
 bench: build ## benchmark against veth and wireguard-go (see bench/)
 	@echo "==> bench"
 	@bench/run.sh
+
+profile: build ## perf profile of both ends under iperf3 TCP: where the CPU goes, pool share vs 1% (PROFILE_SECONDS=10, PROFILE_ARGS)
+	@echo "==> profile: $${PROFILE_SECONDS:-10} s of perf samples (bench/results/profile/)"
+	@bench/profile.sh $(PROFILE_ARGS)
 
 bench-alloc: setup ## zero-allocation check: 1M packets per path in memory; heap, GCs, pool counts
 	@echo "==> bench/alloc.ts"

@@ -2,7 +2,7 @@
 # Installs the Debian packages udptun's build, tests, demo and benchmarks use, if missing.
 # Idempotent: apt runs only when something is absent.
 set -euo pipefail
-PKGS=(iproute2 iperf3 prometheus curl iputils-ping ethtool tcpdump python3 make g++ wireguard-go wireguard-tools)
+PKGS=(iproute2 iperf3 prometheus curl iputils-ping ethtool tcpdump python3 make g++ wireguard-go wireguard-tools linux-perf)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
