@@ -23,7 +23,8 @@ export interface Addon {
   /** flags: TUN_OPEN_VNET. vnet: the fd carries a virtio-net header; offload: TUN_F_* bits accepted. */
   tunOpen(name: string, flags?: number): { fd: number; name: string; vnet: boolean; offload: number };
   tunAttached(fd: number): boolean;
-  tunRead(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number;
+  /** Stops at EAGAIN, after count packets, or once maxBytes have been read. */
+  tunRead(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, maxBytes?: number): number;
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number;
   udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number): { fd: number; endpoint: Uint8Array };
   /** With segs (UDP GRO on): segs[i] is the segment size of datagram i, 0 if it is one. */

@@ -1,6 +1,7 @@
 /* Linux TUN device: open or attach by name, read packets into pooled buffers until
  * EAGAIN, write a batch back. One packet per read()/write(): the TUN fd has no batch call. */
 #include <fcntl.h>
+#include <stdint.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
@@ -89,19 +90,22 @@ napi_value tun_attached(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* tunRead(fd, slab, offs, lens, count) -> n. lens[i] holds the room at offs[i] on entry and
- * the packet length on return. Stops at EAGAIN; an error after some packets is left for
- * the next call to report. */
+/* tunRead(fd, slab, offs, lens, count[, maxBytes]) -> n. lens[i] holds the room at offs[i]
+ * on entry and the packet length on return. Stops at EAGAIN, or once maxBytes have been
+ * read (super-packets: a batch that fits the CPU cache); an error after some packets is
+ * left for the next call to report. */
 napi_value tun_read(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  int32_t fd;
+  size_t argc = 6;
+  napi_value argv[6];
+  int32_t fd, max_bytes = INT32_MAX;
   batch_t b;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5 || !arg_int32(env, argv[0], &fd)) return throw_errno(env, EINVAL, "tunRead");
+  if (argc < 5 || !arg_int32(env, argv[0], &fd) || (argc > 5 && !arg_int32(env, argv[5], &max_bytes)))
+    return throw_errno(env, EINVAL, "tunRead");
   if (!arg_batch(env, argv + 1, &b)) return NULL;
   uint32_t n = 0;
-  while (n < b.count) {
+  int64_t total = 0;
+  while (n < b.count && total < max_bytes) {
     ssize_t r = read(fd, b.slab + b.offs[n], (size_t)b.lens[n]);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -109,6 +113,7 @@ napi_value tun_read(napi_env env, napi_callback_info info) {
       return throw_errno(env, errno, "read tun");
     }
     b.lens[n++] = (int32_t)r;
+    total += r;
   }
   return make_int32(env, (int32_t)n);
 }

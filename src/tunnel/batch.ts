@@ -13,7 +13,7 @@ export interface PathHooks {
 }
 
 /** The fewest buffers a read is offered. */
-const MIN_FILL = 8;
+const MIN_FILL = 4;
 
 export class ReadBatch {
   readonly offs = new Int32Array(BATCH);
@@ -25,8 +25,18 @@ export class ReadBatch {
   private readonly start: number;
   private readonly room: number;
 
-  constructor(pool: BufferPool, start: number, room: number) {
+  /** The most buffers one read is offered. */
+  private readonly max: number;
+
+  /** With GRO: offer no more buffers than this many bytes of datagrams of the size the
+   * last read found would fill (0: no limit). recvmmsg cannot stop at a byte count. */
+  private readonly maxBytes: number;
+
+  constructor(pool: BufferPool, start: number, room: number, max = BATCH, maxBytes = 0) {
     this.pool = pool;
+    this.max = max;
+    this.next = max;
+    this.maxBytes = maxBytes;
     this.start = start;
     this.room = room;
   }
@@ -54,11 +64,23 @@ export class ReadBatch {
 
   /** Gives back the buffers [from, to) that the read did not fill (from: what it read). */
   releaseUnused(from: number, to: number): void {
-    this.next = Math.min(BATCH, Math.max(MIN_FILL, from * 2));
+    let next = Math.min(this.max, Math.max(MIN_FILL, from * 2));
+    if (this.maxBytes > 0 && from > 0) {
+      const average = this.bytes(from) / from;
+      next = Math.max(MIN_FILL, Math.min(next, Math.floor(this.maxBytes / Math.max(average, 1))));
+    }
+    this.next = next;
     for (let i = from; i < to; i++) {
       this.bufs[i]!.release();
       this.bufs[i] = null;
     }
+  }
+
+  /** Bytes the last read brought into its first n buffers. */
+  bytes(n: number): number {
+    let total = 0;
+    for (let i = 0; i < n; i++) if (this.lens[i] > 0) total += this.lens[i];
+    return total;
   }
 
   /** Takes buffer i out of the batch: the caller now owns it. */

@@ -4,6 +4,12 @@ import { HEADER_LEN } from "./header.ts";
 /** Packets per native call (one TUN read loop, one sendmmsg, one recvmmsg, one TUN write loop). */
 export const BATCH = 64;
 
+/** Bytes one batch of reads may bring in when each read may be a 64 KiB super-packet (TUN
+ * with offloads) or GRO datagram: the batch then stays in the CPU cache between the
+ * kernel's copy into it and the copy out (64 x 64 KiB would not); small packets still
+ * come 64 at a time. */
+export const SUPER_BATCH_BYTES = 512 * 1024;
+
 /** Batches drained per readiness wakeup before yielding to the event loop (fairness between
  * the two paths; the watch is level-triggered, so anything left wakes us again). */
 export const ROUNDS_PER_WAKEUP = 8;

@@ -13,7 +13,7 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, VNET_HDR_LEN } from "./constants.ts";
+import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES, VNET_HDR_LEN } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { DATA_HEADER, HEADER_LEN, writeDataHeader } from "./header.ts";
 import { destinationOffset } from "./ip-packet.ts";
@@ -74,6 +74,8 @@ export class DevicePath {
   readonly offloads: DeviceOffloads;
   /** Where the IP packet starts in what a read returns (after the virtio header, if any). */
   private readonly ipStart: number;
+  /** Bytes one batch of TUN reads may bring in. */
+  private readonly maxBytes: number;
 
   constructor(
     tun: TunDevice, sock: UdpSocket, pool: BufferPool, peers: PeerTable, hooks: DevicePathHooks,
@@ -90,6 +92,7 @@ export class DevicePath {
     // Without offloads the kernel never hands us more than the MTU; with them, a whole
     // super-packet behind its virtio header. Either lands at the headroom.
     this.batch = new ReadBatch(pool, pool.headroom, offloads.tun ? VNET_HDR_LEN + MAX_IP_PACKET : tun.mtu);
+    this.maxBytes = offloads.tun ? SUPER_BATCH_BYTES : 0x7fffffff;
   }
 
   /** The TUN fd is readable: drain it in batches. */
@@ -100,7 +103,7 @@ export class DevicePath {
       if (n === 0) return;
       this.encapsulate(n);
       this.send();
-      if (n < this.batch.offered) return; // EAGAIN: drained
+      if (n < this.batch.offered && this.batch.bytes(n) < this.maxBytes) return; // EAGAIN: drained
     }
   }
 
@@ -130,7 +133,7 @@ export class DevicePath {
     }
     let n = 0;
     try {
-      n = this.io.tunRead(this.tun.fd, this.pool.slab, b.offs, b.lens, want);
+      n = this.io.tunRead(this.tun.fd, this.pool.slab, b.offs, b.lens, want, this.maxBytes);
     } finally {
       b.releaseUnused(n, want);
     }

@@ -15,7 +15,7 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, DATAGRAM_START, MAX_SEGMENTS_PER_DATAGRAM, ROUNDS_PER_WAKEUP } from "./constants.ts";
+import { BATCH, DATAGRAM_START, MAX_SEGMENTS_PER_DATAGRAM, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, TYPE_DATA, TYPE_KEEPALIVE, VERSION } from "./header.ts";
 import { checkPacket, sourceOffset } from "./ip-packet.ts";
@@ -98,7 +98,7 @@ export class NetworkPath {
     // the room left arrives truncated and is dropped as oversize.
     const room = pool.bufferSize - DATAGRAM_START;
     this.maxDatagram = offloads.gro ? room : tun.mtu + HEADER_LEN;
-    this.batch = new ReadBatch(pool, DATAGRAM_START, room);
+    this.batch = new ReadBatch(pool, DATAGRAM_START, room, BATCH, offloads.gro ? SUPER_BATCH_BYTES : 0);
   }
 
   /** The UDP socket is readable: drain it in batches. */
