@@ -26,7 +26,7 @@ usage: bench/run.sh [options]
                          available: veth veth-tso wireguard-go ceiling-c udptun
   --runs N               runs per test (default 3)
   --time S               iperf3 -t seconds (default 5)
-  --udp-rates LIST       UDP offered rates, 0 = flood (default 500M,1G,2G,0)
+  --udp-rates LIST       UDP offered rates, 0 = flood (default 500M,1G,2G,4G,0)
   --tests LIST           restrict to test kinds: tcp4,tcp6,udp4
   --dirs LIST            fwd (A->B), rev (B->A, iperf3 -R); default fwd,rev
   --full                 also tcp6 and fixed UDP rates on veth / ceiling-c
@@ -35,6 +35,8 @@ usage: bench/run.sh [options]
                          run udptun once per variant (repeatable), as row
                          "udptun:NAME" with JSON merged into the config; e.g.
                          --udptun-variant off='{}' --udptun-variant gso='{"x":1}'
+                         (default: every offload on as "udptun", then each one
+                         off in turn, then all off: the optimisations on and off)
   --underlay-offloads default|off
                          veth offloads under the tunnels (default: kernel default)
   --pin-iperf C,S        pin the iperf3 client to CPU C and the server to CPU S
@@ -60,7 +62,7 @@ EOF
 ONLY=veth,wireguard-go,ceiling-c,udptun
 RUNS=3
 TIME=5
-UDP_RATES="500M 1G 2G 0"
+UDP_RATES="500M 1G 2G 4G 0"
 TESTS_FILTER=
 DIRS="fwd rev"
 FULL=0
@@ -162,8 +164,16 @@ has_scen() { [[ ",$ONLY," == *",$1,"* ]]; }
 UDPTUN_LABELS=()
 UDPTUN_FRAGS=()
 if [[ ${#UDPTUN_VARIANTS[@]} -eq 0 ]]; then
+  # The optimisations on and off: all on, each offload off in turn, all off.
   UDPTUN_LABELS=(udptun); UDPTUN_FRAGS=("$UDPTUN_BASE_FRAGMENT")
-else
+  UDPTUN_VARIANTS=(
+    'no-coalesce={"offloads":{"coalesce":false}}'
+    'no-gso-gro={"offloads":{"udpGso":false,"udpGro":false}}'
+    'no-tun-offload={"offloads":{"tun":false}}'
+    'no-offloads={"offloads":{"udpGso":false,"udpGro":false,"tun":false,"coalesce":false}}'
+  )
+fi
+if [[ ${#UDPTUN_VARIANTS[@]} -gt 0 ]]; then
   for v in "${UDPTUN_VARIANTS[@]}"; do
     name=${v%%=*}; frag=${v#*=}
     [[ $v == *=* && $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "--udptun-variant wants NAME=JSON (NAME: [A-Za-z0-9_.-])"

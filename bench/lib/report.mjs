@@ -321,7 +321,7 @@ function table(rows, meta, mach) {
       '(fixed-rate UDP shows % of offered instead of x veth).',
   );
   lines.push(
-    'us/pkt/fwd: forwarder CPU (utime+stime) per packet it moved (TUN device counters, ACKs included), ' +
+    'us/pkt/fwd: forwarder CPU (utime+stime) per packet it moved (TUN device counters, ACKs included; with TUN offloads a super-packet counts once, so read us/dlv-pkt), ' +
       'mean of A and B. us/dlv-pkt: mean forwarder CPU per delivered data packet. fwd CPU%: % of one core.',
   );
   lines.push(

@@ -21,7 +21,7 @@ scenario_specs() {
   case $kind in
     veth)
       ((FULL)) && want_tcp6=1
-      if ((FULL)); then rates=($UDP_RATES); else rates=(0); fi ;;
+      rates=($UDP_RATES) ;; # the rates veth sustains set the UDP target
     veth-tso)
       ((FULL)) && want_tcp6=1
       rates=() ;;
