@@ -96,7 +96,7 @@ t.test("a GRO datagram with nothing to deliver goes straight back; a stranger's 
   const bad = datagram([0x21, 0, 0, 0], ipv4(100, [10, 77, 0, 2], 0));
   let recvs = 0;
   let writes = 0;
-  const io = {
+  const io: Partial<PacketIo> = {
     udpRecv(_fd, slab, offs, lens, _count, sources, segSizes) {
       recvs++;
       if (recvs > 2) return 0;
@@ -108,8 +108,8 @@ t.test("a GRO datagram with nothing to deliver goes straight back; a stranger's 
       return 1;
     },
     tunWriteOffload: () => (writes++, 0),
-  } as PacketIo;
-  const path = new NetworkPath(sock, tun, pool, peers, { poolEmpty: noop, firstDrop: noop }, io, { gro: true, tun: true, join: 0 });
+  };
+  const path = new NetworkPath(sock, tun, pool, peers, { poolEmpty: noop, firstDrop: noop }, io as PacketIo, { gro: true, tun: true, join: 0 });
   path.onReadable();
   path.onReadable();
   t.equal(path.drops[Drop.BadVersion], 2, "each of the peer's two segments counted");
