@@ -12,11 +12,13 @@ export interface Addon {
   pollStart(fd: number, events: number, cb: (status: number, events: number) => void): object;
   pollSet(handle: object, events: number): void;
   pollStop(handle: object): void;
-  tunOpen(name: string): { fd: number; name: string };
+  /** flags: TUN_MULTI_QUEUE (tun.ts); 0 or missing for a single-queue device. */
+  tunOpen(name: string, flags?: number): { fd: number; name: string };
   tunAttached(fd: number): boolean;
   tunRead(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number;
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number;
-  udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number): { fd: number; endpoint: Uint8Array };
+  /** reusePort nonzero: SO_REUSEPORT before bind (one socket per worker on one address). */
+  udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number, reusePort?: number): { fd: number; endpoint: Uint8Array };
   udpRecv(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array): number;
   udpSend(
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,

@@ -7,20 +7,32 @@
 #include <unistd.h>
 #include "addon.h"
 
-/* tunOpen(name) -> { fd, name } */
+/* tunOpen(name, flags) flag bits; a missing flags argument is 0. */
+#define TUN_OPEN_MULTI_QUEUE 1 /* IFF_MULTI_QUEUE: this fd is one queue of the device */
+/* 2 is reserved (vnet header offloads) */
+#define TUN_OPEN_DETACHED 4 /* with MULTI_QUEUE: detach the queue at once (IFF_DETACH_QUEUE).
+  * The kernel steers no packet to it, but writes on it still reach the device, and unlike
+  * writes on an attached queue they do not teach the driver's flow table to steer that
+  * flow's return packets to the writer's queue. */
+
+/* tunOpen(name, flags) -> { fd, name }. With TUN_OPEN_MULTI_QUEUE each call on the same name
+ * attaches one more queue; the kernel spreads the device's packets over them by flow. */
 napi_value tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1, len;
-  napi_value argv[1], out, v;
+  size_t argc = 2, len;
+  napi_value argv[2], out, v;
   char name[IFNAMSIZ];
+  int32_t flags = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
-    return throw_errno(env, EINVAL, "tunOpen(name)");
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok ||
+      (argc >= 2 && !arg_int32(env, argv[1], &flags)))
+    return throw_errno(env, EINVAL, "tunOpen(name, flags)");
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  if (flags & TUN_OPEN_MULTI_QUEUE) ifr.ifr_flags |= IFF_MULTI_QUEUE;
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -33,6 +45,16 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "TUNSETOFFLOAD");
+  }
+  if (flags & TUN_OPEN_DETACHED) {
+    struct ifreq q;
+    memset(&q, 0, sizeof q);
+    q.ifr_flags = IFF_DETACH_QUEUE;
+    if (ioctl(fd, TUNSETQUEUE, &q) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_errno(env, err, "TUNSETQUEUE IFF_DETACH_QUEUE");
+    }
   }
   CHECK(napi_create_object(env, &out));
   CHECK(napi_create_int32(env, fd, &v));
