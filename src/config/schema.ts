@@ -24,6 +24,9 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   readonly socket: { readonly receiveBuffer: number; readonly sendBuffer: number };
   readonly pools: { readonly deviceCapacity: number; readonly networkCapacity: number };
+  /** Forwarding threads: 1 runs on the main thread as ever; N > 1 runs N worker threads,
+   * each with its own TUN queue, SO_REUSEPORT socket and pools. */
+  readonly workers: number;
 }
 
 export const DEFAULTS = {
@@ -36,4 +39,8 @@ export const DEFAULTS = {
   sendBuffer: 4 << 20,
   // Enough for every batch in flight at once many times over; see src/tunnel/constants.ts.
   poolCapacity: 1024,
+  workers: 1,
 };
+
+/** Most worker threads: a TUN device takes up to 256 queues, but past the core count they only add contention. */
+export const MAX_WORKERS = 16;

@@ -2,7 +2,7 @@
 // the value. Nothing here touches the system.
 import { networkOf, parseHostPort, parseIp, parsePrefix, formatPrefix } from "../net/address.ts";
 import type { HostPort, IpAddress, Prefix } from "../net/address.ts";
-import { DEFAULTS, LOG_LEVELS } from "./schema.ts";
+import { DEFAULTS, LOG_LEVELS, MAX_WORKERS } from "./schema.ts";
 import type { Config, LogLevel, PeerConfig } from "./schema.ts";
 
 export class ConfigError extends Error {
@@ -74,7 +74,7 @@ function deviceName(v: unknown, field: string): string {
 }
 
 export function validateConfig(raw: unknown): Config {
-  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools"]);
+  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools", "workers"]);
 
   const dev = object(top.device, "device", ["name", "address", "mtu"]);
   const addresses = stringList(dev.address, "device.address").map((a, i) => {
@@ -140,7 +140,9 @@ export function validateConfig(raw: unknown): Config {
     networkCapacity: po.networkCapacity === undefined ? DEFAULTS.poolCapacity : integer(po.networkCapacity, "pools.networkCapacity", 128, 1 << 16),
   };
 
-  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools });
+  const workers = top.workers === undefined ? DEFAULTS.workers : integer(top.workers, "workers", 1, MAX_WORKERS);
+
+  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools, workers });
 }
 
 function deepFreeze<T>(v: T): T {
