@@ -27,6 +27,10 @@ export interface ForwarderOptions {
   onFatal: (err: Error) => void;
   /** Pool misuse checks (tests). */
   checkedPools?: boolean;
+  /** A TUN queue and a socket opened already (a worker thread's, opened by the main thread),
+   * and the fd the network path writes the device through (a detached queue: see tun.ts);
+   * the forwarder owns them from then on and closes them on stop. Opens its own if absent. */
+  fds?: { tun: TunDevice; tunWriteFd: number; sock: UdpSocket };
 }
 
 const RESOLVE_RETRY_MS = 5000;
@@ -40,6 +44,8 @@ export class Forwarder {
   peers: PeerTable;
   private config: Config;
   readonly tun: TunDevice;
+  /** Where the network path writes the device, when not tun.fd (workers: a detached queue). */
+  private readonly tunWriteFd: number = -1;
   readonly sock: UdpSocket;
   readonly device: DevicePath;
   readonly network: NetworkPath;
@@ -71,13 +77,18 @@ export class Forwarder {
     this.networkPool = pool("network", config.pools.networkCapacity);
     this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
 
-    const { ip, port } = config.listen;
-    this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
-    try {
-      this.tun = openTun(config.device.name, config.device.mtu, config.device.addresses);
-    } catch (err) {
-      closeUdp(this.sock);
-      throw err;
+    if (opts.fds) {
+      ({ tun: this.tun, sock: this.sock } = opts.fds);
+      this.tunWriteFd = opts.fds.tunWriteFd;
+    } else {
+      const { ip, port } = config.listen;
+      this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
+      try {
+        this.tun = openTun(config.device.name, config.device.mtu, config.device.addresses);
+      } catch (err) {
+        closeUdp(this.sock);
+        throw err;
+      }
     }
 
     // Device-path drops are routine (multicast with no route); network-path ones mean a
@@ -93,7 +104,8 @@ export class Forwarder {
       poolEmpty: () => this.pauseUntilAvailable(this.tunWatch, this.devicePool),
       firstDrop: firstDrop("device_to_network", "info"),
     });
-    this.network = new NetworkPath(this.sock, this.tun, this.networkPool, this.peers, {
+    const writeTun = this.tunWriteFd < 0 ? this.tun : { ...this.tun, fd: this.tunWriteFd };
+    this.network = new NetworkPath(this.sock, writeTun, this.networkPool, this.peers, {
       poolEmpty: () => this.pauseUntilAvailable(this.sockWatch, this.networkPool),
       firstDrop: firstDrop("network_to_device", "warn"),
     });
@@ -129,7 +141,7 @@ export class Forwarder {
     const table = new PeerTable(peers);
     this.peers = this.device.peers = this.network.peers = table;
     for (const f of fresh) this.resolve(f.peer, f.host, f.port);
-    const needsRestart = (["device", "listen", "metrics", "socket", "pools"] as const)
+    const needsRestart = (["device", "listen", "metrics", "socket", "pools", "workers"] as const)
       .filter((k) => JSON.stringify(this.config[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
     this.config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, this.config[k]])) } as Config;
     return { kept, added, changed, removed, needsRestart };
@@ -148,6 +160,7 @@ export class Forwarder {
     this.sockWatch.stop();
     this.device.discard();
     closeTun(this.tun);
+    if (this.tunWriteFd >= 0) addon.close(this.tunWriteFd);
     closeUdp(this.sock);
   }
 
