@@ -7,11 +7,14 @@ import type { Config } from "./config/schema.ts";
 import { ConfigError } from "./config/validate.ts";
 import { formatPrefix } from "./net/address.ts";
 import { createLogger } from "./telemetry/log.ts";
-import { Telemetry } from "./telemetry/metrics.ts";
+import { snapshotOf, Telemetry } from "./telemetry/metrics.ts";
 import { startMetricsServer } from "./telemetry/server.ts";
 import type { MetricsServer } from "./telemetry/server.ts";
 import { Forwarder } from "./tunnel/forwarder.ts";
-import { summarize } from "./tunnel/summary.ts";
+import { mergeSummaries, summarize } from "./tunnel/summary.ts";
+import type { Summary } from "./tunnel/summary.ts";
+import { WorkerGroup } from "./tunnel/workers.ts";
+import type { ReloadResult } from "./tunnel/workers.ts";
 
 const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN_CONFIG)
        udptun check --config FILE   validate FILE and print the resulting setup
@@ -21,6 +24,8 @@ const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
 const STOP_DEADLINE_MS = 1500;
+/** Within the deadline: how long the workers get to stop and report their final counters. */
+const WORKER_STOP_MS = 1000;
 
 function version(): string {
   // src/cli.ts sits one level below package.json; dist/src/cli.js two.
@@ -36,6 +41,41 @@ function configSummary(c: Config): object {
     metrics: `${c.metrics.host}:${c.metrics.port}`,
     peers: c.peers.map((p) => ({ name: p.name, endpoint: `${p.endpoint.host}:${p.endpoint.port}`, allowedIps: p.allowedIps.map(formatPrefix) })),
     pools: c.pools,
+    workers: c.workers,
+  };
+}
+
+/** What run() drives: one forwarder on this thread (workers = 1), or a group of worker threads. */
+interface DataPlane {
+  readonly localEndpoint: string;
+  readonly deviceCreated: boolean;
+  reload(next: Config): Promise<ReloadResult>;
+  /** Stops forwarding everywhere; resolves with the fields of the "stopped" log line. */
+  stop(): Promise<{ final: Summary | null; workers?: (Summary | null)[] }>;
+}
+
+function singlePlane(fwd: Forwarder): DataPlane {
+  return {
+    localEndpoint: fwd.localEndpoint,
+    deviceCreated: fwd.tun.created,
+    reload: async (next) => fwd.reload(next),
+    stop: async () => {
+      fwd.stop();
+      return { final: summarize(fwd) };
+    },
+  };
+}
+
+function workerPlane(group: WorkerGroup): DataPlane {
+  return {
+    localEndpoint: group.localEndpoint,
+    deviceCreated: group.tun.created,
+    reload: (next) => group.reload(next),
+    stop: async () => {
+      const workers = await group.stop(WORKER_STOP_MS);
+      const answered = workers.filter((w) => w !== null);
+      return { final: answered.length ? mergeSummaries(answered) : null, workers };
+    },
   };
 }
 
@@ -53,32 +93,35 @@ function parseArgs(argv: string[]): { cmd: string; config: string | undefined } 
 async function run(config: Config, configPath: string, ver: string): Promise<void> {
   const log = createLogger(config.log.level);
   const telemetry = new Telemetry(ver);
-  let fwd: Forwarder | null = null;
+  let plane: DataPlane | null = null;
   let server: MetricsServer | null = null;
   let stopping = false;
 
-  const stop = async (code: number, why: string, err?: Error): Promise<void> => {
+  const stop = async (code: number, why: string, err?: Error, fields: object = {}): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    if (err) log.error({ err }, why);
+    if (err) log.error({ err, ...fields }, why);
     else log.info({ reason: why }, "stopping");
     // A hard deadline: whatever hangs, the process still leaves within it.
     setTimeout(() => process.exit(code), STOP_DEADLINE_MS).unref();
-    fwd?.stop();
-    if (fwd) log.info({ final: summarize(fwd), deviceRemoved: fwd.tun.created }, "stopped");
+    if (plane) log.info({ ...(await plane.stop()), deviceRemoved: plane.deviceCreated }, "stopped");
     await Promise.allSettled([server?.close(), telemetry.shutdown()]);
     process.exit(code);
   };
 
   process.on("SIGHUP", () => {
-    if (!fwd || stopping) return;
+    if (!plane || stopping) return;
+    let next: Config;
     try {
-      const next = loadConfig(configPath);
-      const res = fwd.reload(next);
-      log.info(res, res.needsRestart.length ? "peers reloaded; other changes need a restart" : "peers reloaded");
+      next = loadConfig(configPath);
     } catch (err) {
       log.error({ err: (err as Error).message }, "reload failed; the running config stays");
+      return;
     }
+    plane.reload(next).then(
+      (res) => log.info(res, res.needsRestart.length ? "peers reloaded; other changes need a restart" : "peers reloaded"),
+      (err: Error) => log.error({ err: err.message }, "reload failed; the running config stays"),
+    );
   });
   process.on("SIGINT", () => void stop(0, "SIGINT"));
   process.on("SIGTERM", () => void stop(0, "SIGTERM"));
@@ -86,19 +129,30 @@ async function run(config: Config, configPath: string, ver: string): Promise<voi
 
   try {
     // The metrics port first: if it is taken we stop before creating anything.
-    server = await startMetricsServer(config.metrics, telemetry.exporter, () => fwd !== null && !stopping);
-    fwd = new Forwarder({
-      config, log,
-      onAllocate: (pool, d) => telemetry.onAllocate(pool, d),
-      onFatal: (err) => void stop(EXIT_RUNTIME, "forwarding failed", err),
-    });
-    telemetry.observe(fwd);
+    server = await startMetricsServer(config.metrics, telemetry.exporter, () => plane !== null && !stopping);
+    if (config.workers === 1) {
+      const fwd = new Forwarder({
+        config, log,
+        onAllocate: (pool, d) => telemetry.onAllocate(pool, d),
+        onFatal: (err) => void stop(EXIT_RUNTIME, "forwarding failed", err),
+      });
+      telemetry.observe(() => [snapshotOf(fwd)]);
+      plane = singlePlane(fwd);
+    } else {
+      const group = await WorkerGroup.start({
+        config, log,
+        onAllocate: (pool, d, worker) => telemetry.onAllocate(pool, d, worker),
+        onFatal: (err, worker) => void stop(EXIT_RUNTIME, `worker ${worker} failed; stopping every worker`, err, { worker }),
+      });
+      telemetry.observe(() => group.snapshots());
+      plane = workerPlane(group);
+    }
   } catch (err) {
     log.error({ err: (err as Error).message }, "cannot start");
     await server?.close();
     process.exit(EXIT_RUNTIME);
   }
-  log.info({ version: ver, node: process.version, config: configSummary(config), listen: fwd.localEndpoint, metrics: server.address, deviceCreated: fwd.tun.created }, "udptun started");
+  log.info({ version: ver, node: process.version, config: configSummary(config), listen: plane.localEndpoint, metrics: server.address, deviceCreated: plane.deviceCreated }, "udptun started");
 }
 
 async function main(): Promise<void> {

@@ -35,6 +35,9 @@ export interface Config {
     /** Join received TCP segments of a flow into one TUN write (needs `tun`). */
     readonly coalesce: boolean;
   };
+  /** Forwarding threads: 1 runs on the main thread as ever; N > 1 runs N worker threads,
+   * each with its own TUN queue, SO_REUSEPORT socket and pools. */
+  readonly workers: number;
 }
 
 export const DEFAULTS = {
@@ -48,4 +51,8 @@ export const DEFAULTS = {
   // At most one batch (64) per path is ever out at once; see src/tunnel/constants.ts. The
   // slab is reserved at start, but only buffers in use are touched (64 KiB each with offloads).
   poolCapacity: 256,
+  workers: 1,
 };
+
+/** Most worker threads: a TUN device takes up to 256 queues, but past the core count they only add contention. */
+export const MAX_WORKERS = 16;

@@ -2,7 +2,7 @@
 // the value. Nothing here touches the system.
 import { networkOf, parseHostPort, parseIp, parsePrefix, formatPrefix } from "../net/address.ts";
 import type { HostPort, IpAddress, Prefix } from "../net/address.ts";
-import { DEFAULTS, LOG_LEVELS } from "./schema.ts";
+import { DEFAULTS, LOG_LEVELS, MAX_WORKERS } from "./schema.ts";
 import type { Config, LogLevel, PeerConfig } from "./schema.ts";
 
 export class ConfigError extends Error {
@@ -74,7 +74,7 @@ function deviceName(v: unknown, field: string): string {
 }
 
 export function validateConfig(raw: unknown): Config {
-  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools", "offloads"]);
+  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools", "offloads", "workers"]);
 
   const dev = object(top.device, "device", ["name", "address", "mtu"]);
   const addresses = stringList(dev.address, "device.address").map((a, i) => {
@@ -148,7 +148,9 @@ export function validateConfig(raw: unknown): Config {
     coalesce: boolean(of.coalesce, "offloads.coalesce", true),
   };
 
-  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools, offloads });
+  const workers = top.workers === undefined ? DEFAULTS.workers : integer(top.workers, "workers", 1, MAX_WORKERS);
+
+  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools, offloads, workers });
 }
 
 function boolean(v: unknown, field: string, fallback: boolean): boolean {

@@ -20,13 +20,15 @@ export interface Addon {
   pollStart(fd: number, events: number, cb: (status: number, events: number) => void): object;
   pollSet(handle: object, events: number): void;
   pollStop(handle: object): void;
-  /** flags: TUN_OPEN_VNET. vnet: the fd carries a virtio-net header; offload: TUN_F_* bits accepted. */
+  /** flags: TUN_OPEN_VNET, TUN_MULTI_QUEUE, TUN_DETACHED (tun.ts); 0 or missing for a plain
+   * single-queue device. vnet: the fd carries a virtio-net header; offload: TUN_F_* bits accepted. */
   tunOpen(name: string, flags?: number): { fd: number; name: string; vnet: boolean; offload: number };
   tunAttached(fd: number): boolean;
   /** Stops at EAGAIN, after count packets, or once maxBytes have been read. */
   tunRead(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, maxBytes?: number): number;
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number;
-  udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number): { fd: number; endpoint: Uint8Array };
+  /** reusePort nonzero: SO_REUSEPORT before bind (one socket per worker on one address). */
+  udpOpen(endpoint: Uint8Array, rcvbuf: number, sndbuf: number, reusePort?: number): { fd: number; endpoint: Uint8Array };
   /** With segs (UDP GRO on): segs[i] is the segment size of datagram i, 0 if it is one. */
   udpRecv(
     fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array, segs?: Int32Array,

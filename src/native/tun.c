@@ -21,8 +21,17 @@ static const unsigned OFFLOAD_TRIES[] = {
   TUN_F_CSUM,
 };
 
-/* tunOpen(name, flags) -> { fd, name, vnet, offload }. flags: TUN_OPEN_VNET asks for the
- * virtio-net header and the offloads the kernel accepts (offload: the TUN_F_* bits set). */
+/* tunOpen(name, flags) flag bits; a missing flags argument is 0. TUN_OPEN_VNET (2) is in
+ * addon.h: it asks for the virtio-net header and the offloads the kernel accepts. */
+#define TUN_OPEN_MULTI_QUEUE 1 /* IFF_MULTI_QUEUE: this fd is one queue of the device */
+#define TUN_OPEN_DETACHED 4 /* with MULTI_QUEUE: detach the queue at once (IFF_DETACH_QUEUE).
+  * The kernel steers no packet to it, but writes on it still reach the device, and unlike
+  * writes on an attached queue they do not teach the driver's flow table to steer that
+  * flow's return packets to the writer's queue. */
+
+/* tunOpen(name, flags) -> { fd, name, vnet, offload } (offload: the TUN_F_* bits set). With
+ * TUN_OPEN_MULTI_QUEUE each call on the same name attaches one more queue; the kernel
+ * spreads the device's packets over them by flow. */
 napi_value tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 2, len;
   napi_value argv[2], out, v;
@@ -38,6 +47,7 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | ((flags & TUN_OPEN_VNET) ? IFF_VNET_HDR : 0);
+  if (flags & TUN_OPEN_MULTI_QUEUE) ifr.ifr_flags |= IFF_MULTI_QUEUE;
   memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -62,6 +72,16 @@ napi_value tun_open(napi_env env, napi_callback_info info) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "TUNSETOFFLOAD");
+  }
+  if (flags & TUN_OPEN_DETACHED) {
+    struct ifreq q;
+    memset(&q, 0, sizeof q);
+    q.ifr_flags = IFF_DETACH_QUEUE;
+    if (ioctl(fd, TUNSETQUEUE, &q) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_errno(env, err, "TUNSETQUEUE IFF_DETACH_QUEUE");
+    }
   }
   CHECK(napi_create_object(env, &out));
   CHECK(napi_create_int32(env, fd, &v));

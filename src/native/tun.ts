@@ -1,5 +1,6 @@
 // The TUN device: open or attach by name; created devices are configured here and vanish
 // when their fd closes (they are not persistent), attached ones are left as found.
+import { readFileSync } from "node:fs";
 import { addon, TUN_OPEN_VNET } from "./addon.ts";
 import { configureLink, linkExists, linkMtu, setLinkUp } from "../system/netdev.ts";
 import { formatPrefix } from "../net/address.ts";
@@ -17,9 +18,15 @@ export interface TunDevice {
   readonly offload: number;
 }
 
-export function openTun(name: string, mtu: number, addresses: readonly Prefix[], offloads = false): TunDevice {
+/** tunOpen flag: the fd is one queue of a multi-queue device (IFF_MULTI_QUEUE). */
+export const TUN_MULTI_QUEUE = 1;
+/** tunOpen flag, with TUN_MULTI_QUEUE: a detached queue, for writing only (see tun.c). */
+export const TUN_DETACHED = 4;
+
+/** flags: TUN_MULTI_QUEUE, TUN_DETACHED; offloads asks for the virtio-net header (TUN_OPEN_VNET). */
+export function openTun(name: string, mtu: number, addresses: readonly Prefix[], offloads = false, flags = 0): TunDevice {
   const existed = linkExists(name);
-  const { fd, name: actual, vnet, offload } = addon.tunOpen(name, offloads ? TUN_OPEN_VNET : 0);
+  const { fd, name: actual, vnet, offload } = addon.tunOpen(name, flags | (offloads ? TUN_OPEN_VNET : 0));
   try {
     if (existed) {
       setLinkUp(actual);
@@ -30,6 +37,55 @@ export function openTun(name: string, mtu: number, addresses: readonly Prefix[],
   } catch (err) {
     addon.close(fd);
     throw err;
+  }
+}
+
+/** One worker's share of a multi-queue device: a queue to read and a detached one to write. */
+export interface TunQueue {
+  /** The attached queue: the kernel steers packets to it by flow hash; the worker reads it. */
+  readonly read: TunDevice;
+  /** A detached queue of the same device: the worker writes to it, so its writes teach the
+   * driver no flow steering and each flow keeps the queue its hash chose (see tun.c). */
+  readonly writeFd: number;
+}
+
+/**
+ * Opens `count` queue pairs of one multi-queue device: the first queue creates (and
+ * configures) or attaches the device, the rest attach to it. A device udptun created goes
+ * away when its last queue closes. On failure every queue opened so far is closed.
+ */
+export function openTunQueues(name: string, mtu: number, addresses: readonly Prefix[], count: number, offloads = false): TunQueue[] {
+  const fds: number[] = [];
+  // Every queue asks for the same header: the device keeps the flags of the last TUNSETIFF.
+  const vnet = offloads ? TUN_OPEN_VNET : 0;
+  try {
+    const first = openTun(name, mtu, addresses, offloads, TUN_MULTI_QUEUE);
+    fds.push(first.fd);
+    for (let i = 1; i < count; i++) fds.push(addon.tunOpen(first.name, TUN_MULTI_QUEUE | vnet).fd);
+    const queues: TunQueue[] = [];
+    for (let i = 0; i < count; i++) {
+      const writeFd = addon.tunOpen(first.name, TUN_MULTI_QUEUE | TUN_DETACHED | vnet).fd;
+      fds.push(writeFd);
+      queues.push({ read: { ...first, fd: fds[i] }, writeFd });
+    }
+    return queues;
+  } catch (err) {
+    for (const fd of fds) addon.close(fd);
+    const e = err as Error & { code?: string };
+    if (e.code === "EINVAL" && fds.length === 0 && isSingleQueueTun(name)) {
+      throw new Error(`TUN device ${name} exists without multi-queue support (workers > 1 attaches two queues per worker to it): ` +
+        `remove it, or create it with \`ip tuntap add dev ${name} mode tun multi_queue\` (${e.message})`);
+    }
+    throw err;
+  }
+}
+
+/** An existing TUN device made without IFF_MULTI_QUEUE (0x100 in sysfs tun_flags). */
+function isSingleQueueTun(name: string): boolean {
+  try {
+    return (Number.parseInt(readFileSync(`/sys/class/net/${name}/tun_flags`, "utf8"), 16) & 0x100) === 0;
+  } catch {
+    return false;
   }
 }
 

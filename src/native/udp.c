@@ -62,16 +62,19 @@ static int set_buffer(int fd, int force_opt, int opt, int32_t bytes) {
   return setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
 }
 
-/* udpOpen(endpoint, rcvbuf, sndbuf) -> { fd, endpoint } (the bound endpoint, port filled in) */
+/* udpOpen(endpoint, rcvbuf, sndbuf, reusePort) -> { fd, endpoint } (the bound endpoint, port
+ * filled in). reusePort nonzero: SO_REUSEPORT before bind, so several sockets share the
+ * address and the kernel spreads datagrams over them by 4-tuple hash; missing means 0. */
 napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3, eplen;
-  napi_value argv[3], out, v;
+  size_t argc = 4, eplen;
+  napi_value argv[4], out, v;
   uint8_t *ep;
-  int32_t rcvbuf, sndbuf;
+  int32_t rcvbuf, sndbuf, reuse_port = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !arg_bytes(env, argv[0], &ep, &eplen) || eplen < ENDPOINT_BYTES ||
-      !arg_int32(env, argv[1], &rcvbuf) || !arg_int32(env, argv[2], &sndbuf))
-    return throw_errno(env, EINVAL, "udpOpen(endpoint, rcvbuf, sndbuf)");
+      !arg_int32(env, argv[1], &rcvbuf) || !arg_int32(env, argv[2], &sndbuf) ||
+      (argc >= 4 && !arg_int32(env, argv[3], &reuse_port)))
+    return throw_errno(env, EINVAL, "udpOpen(endpoint, rcvbuf, sndbuf, reusePort)");
 
   int v6 = ep[0] == 6;
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -82,6 +85,13 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
   if (v6 && memcmp(ep + 4, any6, 16) == 0) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf);
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf);
+
+  int one = 1;
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "SO_REUSEPORT");
+  }
 
   struct sockaddr_storage ss;
   socklen_t sl = endpoint_to_sockaddr(ep, v6, &ss);

@@ -11,8 +11,9 @@ export interface UdpSocket {
   readonly endpoint: Uint8Array;
 }
 
-export function openUdp(ip: IpAddress, port: number, receiveBuffer: number, sendBuffer: number): UdpSocket {
-  const { fd, endpoint } = addon.udpOpen(encodeEndpoint(ip, port), receiveBuffer, sendBuffer);
+/** reusePort: SO_REUSEPORT, for one socket per worker on the same address (workers > 1). */
+export function openUdp(ip: IpAddress, port: number, receiveBuffer: number, sendBuffer: number, reusePort = false): UdpSocket {
+  const { fd, endpoint } = addon.udpOpen(encodeEndpoint(ip, port), receiveBuffer, sendBuffer, reusePort ? 1 : 0);
   return { fd, v6: ip.family === 6 ? 1 : 0, endpoint };
 }
 

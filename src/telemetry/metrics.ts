@@ -2,6 +2,11 @@
 // The data path keeps plain counters; the observable instruments read them when
 // Prometheus scrapes, so no OpenTelemetry call is made per packet.
 //
+// A scrape reads one snapshot per forwarder (snapshotOf): taken on the spot with a single
+// forwarder, or asked of each worker thread (workers > 1), whose series then carry a
+// `worker` label ("0".."N-1"). Process metrics are process-wide: the heap and GC counts
+// add up every thread's.
+//
 //   udptun_buffer_count{udptun_buffer_pool_name, udptun_buffer_pool_buffer_size}  buffers allocated
 //   udptun_buffer_in_use{...same}          buffers pulled and not yet released
 //   udptun_buffer_capacity{...same}        the most buffers the pool may hold
@@ -16,26 +21,98 @@
 //   udptun_tun_writes_total                writes to the TUN device (a joined run of TCP segments counts once)
 //   udptun_udp_datagrams_received_total    datagrams as the socket returned them (a GRO datagram counts once)
 //   udptun_offload_active{offload}         1 if the offload is in use (udp_gso, udp_gro, tun, coalesce), else 0
+//     (all of the above also carry {worker} when workers > 1)
 //   udptun_process_resident_memory_bytes   resident set size
-//   udptun_process_heap_used_bytes         V8 heap in use
+//   udptun_process_heap_used_bytes         V8 heap in use, every thread's
 //   udptun_process_open_fds                open file descriptors
-//   udptun_process_cpu_seconds_total       CPU time, user + system
-//   udptun_process_gc_total                garbage collections (flat in steady state: no per-packet allocation)
+//   udptun_process_cpu_seconds_total       CPU time, user + system, every thread's
+//   udptun_process_gc_total                garbage collections, every thread's (flat in steady state: no per-packet allocation)
 import type { Attributes, Meter, UpDownCounter } from "@opentelemetry/api";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { readdirSync } from "node:fs";
 import { PerformanceObserver } from "node:perf_hooks";
-import type { BufferPool } from "../pool/buffer-pool.ts";
 import { DEVICE_PATH_DROPS, DROP_LABELS, NETWORK_PATH_DROPS } from "../tunnel/drops.ts";
 import type { Forwarder } from "../tunnel/forwarder.ts";
 
 export const PATH_DEVICE = "device_to_network";
 export const PATH_NETWORK = "network_to_device";
 
-export function poolAttributes(pool: BufferPool): Attributes {
-  return { "udptun.buffer.pool.name": pool.name, "udptun.buffer.pool.buffer_size": pool.bufferSize };
+/** What identifies a pool in its series. */
+export interface PoolIdentity {
+  readonly name: string;
+  readonly bufferSize: number;
+}
+
+export function poolAttributes(pool: PoolIdentity, worker?: string): Attributes {
+  const a: Attributes = { "udptun.buffer.pool.name": pool.name, "udptun.buffer.pool.buffer_size": pool.bufferSize };
+  if (worker !== undefined) a.worker = worker;
+  return a;
+}
+
+/** One forwarder's counters at one moment: plain data, so a worker thread can post it. */
+export interface ForwarderSnapshot {
+  /** The `worker` label ("0".."N-1"); absent with a single forwarder on the main thread. */
+  worker?: string;
+  pools: { name: string; bufferSize: number; inUse: number; capacity: number; exhausted: number }[];
+  peers: { name: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; rxKeepalives: number }[];
+  /** Indexed by drop code (src/tunnel/drops.ts). */
+  deviceDrops: number[];
+  networkDrops: number[];
+  socketFull: number;
+  pausedDeviceSeconds: number;
+  pausedNetworkSeconds: number;
+  tunReads: number;
+  tunWrites: number;
+  datagramsReceived: number;
+  /** Offloads in use, by metric label (udp_gso, udp_gro, tun, coalesce). */
+  offloads: Record<string, boolean>;
+  /** A worker thread's own V8 heap in use and GC count, added to the main thread's. */
+  heapUsed?: number;
+  gcRuns?: number;
+}
+
+/** Reads a forwarder's counters (on scrape: never on the data path). */
+export function snapshotOf(fwd: Forwarder, worker?: string): ForwarderSnapshot {
+  const pool = (p: Forwarder["devicePool"]) => ({ name: p.name, bufferSize: p.bufferSize, inUse: p.inUse, capacity: p.capacity, exhausted: p.exhausted });
+  return {
+    worker,
+    pools: [pool(fwd.devicePool), pool(fwd.networkPool)],
+    peers: fwd.peers.peers.map((p) => ({
+      name: p.name, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes, rxKeepalives: p.rxKeepalives,
+    })),
+    deviceDrops: Array.from(fwd.device.drops),
+    networkDrops: Array.from(fwd.network.drops),
+    socketFull: fwd.tunWatch.pauses.socketFull,
+    pausedDeviceSeconds: fwd.tunWatch.pausedSeconds,
+    pausedNetworkSeconds: fwd.sockWatch.pausedSeconds,
+    tunReads: fwd.device.reads,
+    tunWrites: fwd.network.writes,
+    datagramsReceived: fwd.network.datagrams,
+    offloads: {
+      udp_gso: fwd.deviceOffloads.gso,
+      udp_gro: fwd.networkOffloads.gro,
+      tun: fwd.deviceOffloads.tun,
+      coalesce: fwd.networkOffloads.join !== 0,
+    },
+  };
+}
+
+/** Counts this thread's garbage collections (each worker thread keeps its own). */
+export class GcCounter {
+  runs = 0;
+  private readonly observer = new PerformanceObserver((list) => {
+    this.runs += list.getEntries().length;
+  });
+
+  constructor() {
+    this.observer.observe({ entryTypes: ["gc"] });
+  }
+
+  stop(): void {
+    this.observer.disconnect();
+  }
 }
 
 export class Telemetry {
@@ -43,10 +120,7 @@ export class Telemetry {
   readonly provider: MeterProvider;
   private readonly meter: Meter;
   private readonly bufferCount: UpDownCounter;
-  private gcRuns = 0;
-  private readonly gcObserver = new PerformanceObserver((list) => {
-    this.gcRuns += list.getEntries().length;
-  });
+  private readonly gc = new GcCounter();
 
   constructor(version: string) {
     // The exporter serves through our own HTTP server (server.ts), beside /healthz.
@@ -60,18 +134,19 @@ export class Telemetry {
       description: "Buffers allocated by the pool.",
       unit: "{buffers}",
     });
-    this.gcObserver.observe({ entryTypes: ["gc"] });
   }
 
-  /** The pool created (or, with a negative delta, freed) buffers. */
-  onAllocate(pool: BufferPool, delta: number): void {
-    this.bufferCount.add(delta, poolAttributes(pool));
+  /** The pool created (or, with a negative delta, freed) buffers; worker: the thread's label. */
+  onAllocate(pool: PoolIdentity, delta: number, worker?: string): void {
+    this.bufferCount.add(delta, poolAttributes(pool, worker));
   }
 
-  /** Registers the observable instruments that read the forwarder's counters on scrape. */
-  observe(fwd: Forwarder): void {
+  /**
+   * Registers the observable instruments; on each scrape they read `source`: one snapshot
+   * per forwarder, taken at once (a single forwarder) or answered by the worker threads.
+   */
+  observe(source: () => ForwarderSnapshot[] | Promise<ForwarderSnapshot[]>): void {
     const m = this.meter;
-    const pools = [fwd.devicePool, fwd.networkPool];
     const inUse = m.createObservableUpDownCounter("udptun.buffer.in_use", {
       description: "Buffers pulled from the pool and not yet released.",
       unit: "{buffers}",
@@ -104,19 +179,10 @@ export class Telemetry {
       unit: "{events}",
     });
     const rss = m.createObservableGauge("udptun.process.resident_memory_bytes", { description: "Resident set size.", unit: "By" });
-    const heap = m.createObservableGauge("udptun.process.heap_used_bytes", { description: "V8 heap in use.", unit: "By" });
+    const heap = m.createObservableGauge("udptun.process.heap_used_bytes", { description: "V8 heap in use (every thread's).", unit: "By" });
     const fds = m.createObservableGauge("udptun.process.open_fds", { description: "Open file descriptors.", unit: "{fds}" });
     const cpu = m.createObservableCounter("udptun.process.cpu_seconds", { description: "CPU time, user + system.", unit: "s" });
-    const gc = m.createObservableCounter("udptun.process.gc", { description: "Garbage collections.", unit: "{collections}" });
-    m.addBatchObservableCallback((r) => {
-      const mem = process.memoryUsage();
-      const usage = process.cpuUsage();
-      r.observe(rss, mem.rss);
-      r.observe(heap, mem.heapUsed);
-      r.observe(fds, readdirSync("/proc/self/fd").length);
-      r.observe(cpu, (usage.user + usage.system) / 1e6);
-      r.observe(gc, this.gcRuns);
-    }, [rss, heap, fds, cpu, gc]);
+    const gc = m.createObservableCounter("udptun.process.gc", { description: "Garbage collections (every thread's).", unit: "{collections}" });
     const paused = m.createObservableCounter("udptun.reads.paused_seconds", {
       description: "Time reads spent paused by back-pressure (socket full, pool empty), by source.",
       unit: "s",
@@ -136,41 +202,54 @@ export class Telemetry {
     const offload = m.createObservableGauge("udptun.offload.active", {
       description: "1 if the offload is in use (udp_gso, udp_gro, tun, coalesce), else 0.",
     });
-    m.addBatchObservableCallback((r) => {
-      r.observe(tunReads, fwd.device.reads);
-      r.observe(tunWrites, fwd.network.writes);
-      r.observe(datagrams, fwd.network.datagrams);
-      r.observe(offload, fwd.deviceOffloads.gso ? 1 : 0, { offload: "udp_gso" });
-      r.observe(offload, fwd.networkOffloads.gro ? 1 : 0, { offload: "udp_gro" });
-      r.observe(offload, fwd.deviceOffloads.tun ? 1 : 0, { offload: "tun" });
-      r.observe(offload, fwd.networkOffloads.join !== 0 ? 1 : 0, { offload: "coalesce" });
-    }, [tunReads, tunWrites, datagrams, offload]);
-    m.addBatchObservableCallback((r) => {
-      for (const p of pools) {
-        const a = poolAttributes(p);
-        r.observe(inUse, p.inUse, a);
-        r.observe(capacity, p.capacity, a);
-        r.observe(exhausted, p.exhausted, a);
+    // One callback for all of them, so a scrape asks each worker once.
+    m.addBatchObservableCallback(async (r) => {
+      const snaps = await source();
+      let heapUsed = process.memoryUsage().heapUsed;
+      let gcRuns = this.gc.runs;
+      for (const snap of snaps) {
+        heapUsed += snap.heapUsed ?? 0;
+        gcRuns += snap.gcRuns ?? 0;
+        // The worker label, when there is one, goes on every data-path series.
+        const w = snap.worker;
+        const at = (a: Attributes): Attributes => (w === undefined ? a : { ...a, worker: w });
+        for (const p of snap.pools) {
+          const a = poolAttributes(p, w);
+          r.observe(inUse, p.inUse, a);
+          r.observe(capacity, p.capacity, a);
+          r.observe(exhausted, p.exhausted, a);
+        }
+        for (const peer of snap.peers) {
+          const tx = at({ path: PATH_DEVICE, peer: peer.name });
+          const rx = at({ path: PATH_NETWORK, peer: peer.name });
+          r.observe(packets, peer.txPackets, tx);
+          r.observe(packets, peer.rxPackets, rx);
+          r.observe(bytes, peer.txBytes, tx);
+          r.observe(bytes, peer.rxBytes, rx);
+          r.observe(keepalives, peer.rxKeepalives, at({ peer: peer.name }));
+        }
+        for (const code of DEVICE_PATH_DROPS) r.observe(drops, snap.deviceDrops[code], at({ path: PATH_DEVICE, reason: DROP_LABELS[code] }));
+        for (const code of NETWORK_PATH_DROPS) r.observe(drops, snap.networkDrops[code], at({ path: PATH_NETWORK, reason: DROP_LABELS[code] }));
+        r.observe(socketFull, snap.socketFull, at({}));
+        r.observe(paused, snap.pausedDeviceSeconds, at({ source: "device" }));
+        r.observe(paused, snap.pausedNetworkSeconds, at({ source: "network" }));
+        r.observe(tunReads, snap.tunReads, at({}));
+        r.observe(tunWrites, snap.tunWrites, at({}));
+        r.observe(datagrams, snap.datagramsReceived, at({}));
+        for (const [name, on] of Object.entries(snap.offloads)) r.observe(offload, on ? 1 : 0, at({ offload: name }));
       }
-      for (const peer of fwd.peers.peers) {
-        const tx = { path: PATH_DEVICE, peer: peer.name };
-        const rx = { path: PATH_NETWORK, peer: peer.name };
-        r.observe(packets, peer.txPackets, tx);
-        r.observe(packets, peer.rxPackets, rx);
-        r.observe(bytes, peer.txBytes, tx);
-        r.observe(bytes, peer.rxBytes, rx);
-        r.observe(keepalives, peer.rxKeepalives, { peer: peer.name });
-      }
-      for (const code of DEVICE_PATH_DROPS) r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason: DROP_LABELS[code] });
-      for (const code of NETWORK_PATH_DROPS) r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason: DROP_LABELS[code] });
-      r.observe(socketFull, fwd.tunWatch.pauses.socketFull);
-      r.observe(paused, fwd.tunWatch.pausedSeconds, { source: "device" });
-      r.observe(paused, fwd.sockWatch.pausedSeconds, { source: "network" });
-    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, paused]);
+      const usage = process.cpuUsage(); // the whole process: every thread
+      r.observe(rss, process.memoryUsage.rss());
+      r.observe(heap, heapUsed);
+      r.observe(fds, readdirSync("/proc/self/fd").length);
+      r.observe(cpu, (usage.user + usage.system) / 1e6);
+      r.observe(gc, gcRuns);
+    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, paused, tunReads, tunWrites, datagrams, offload,
+      rss, heap, fds, cpu, gc]);
   }
 
   async shutdown(): Promise<void> {
-    this.gcObserver.disconnect();
+    this.gc.stop();
     await this.provider.shutdown();
   }
 }

@@ -29,6 +29,10 @@ export interface ForwarderOptions {
   onFatal: (err: Error) => void;
   /** Pool misuse checks (tests). */
   checkedPools?: boolean;
+  /** A TUN queue and a socket opened already (a worker thread's, opened by the main thread),
+   * and the fd the network path writes the device through (a detached queue: see tun.ts);
+   * the forwarder owns them from then on and closes them on stop. Opens its own if absent. */
+  fds?: { tun: TunDevice; tunWriteFd: number; sock: UdpSocket };
 }
 
 const RESOLVE_RETRY_MS = 5000;
@@ -54,6 +58,8 @@ export class Forwarder {
   peers: PeerTable;
   private config: Config;
   readonly tun: TunDevice;
+  /** Where the network path writes the device, when not tun.fd (workers: a detached queue). */
+  private readonly tunWriteFd: number = -1;
   readonly sock: UdpSocket;
   readonly device: DevicePath;
   readonly network: NetworkPath;
@@ -78,15 +84,20 @@ export class Forwarder {
     this.onFatal = opts.onFatal;
     this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
 
-    const { ip, port } = config.listen;
     const want = config.offloads;
-    this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
     let tun: TunDevice;
-    try {
-      tun = openTun(config.device.name, config.device.mtu, config.device.addresses, want.tun);
-    } catch (err) {
-      closeUdp(this.sock);
-      throw err;
+    if (opts.fds) {
+      ({ tun, sock: this.sock } = opts.fds);
+      this.tunWriteFd = opts.fds.tunWriteFd;
+    } else {
+      const { ip, port } = config.listen;
+      this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
+      try {
+        tun = openTun(config.device.name, config.device.mtu, config.device.addresses, want.tun);
+      } catch (err) {
+        closeUdp(this.sock);
+        throw err;
+      }
     }
     this.tun = tun;
     // Each offload is on where config asks and the kernel accepts; the rest fall back.
@@ -131,7 +142,8 @@ export class Forwarder {
       firstDrop: firstDrop("device_to_network", "info"),
       gsoRefused: (errno) => log.warn({ errno }, "the kernel refused UDP GSO on a send; sending datagrams one by one from now on"),
     }, addon, this.deviceOffloads);
-    this.network = new NetworkPath(this.sock, this.tun, this.networkPool, this.peers, {
+    const writeTun = this.tunWriteFd < 0 ? this.tun : { ...this.tun, fd: this.tunWriteFd };
+    this.network = new NetworkPath(this.sock, writeTun, this.networkPool, this.peers, {
       poolEmpty: () => this.pauseUntilAvailable(this.sockWatch, this.networkPool),
       firstDrop: firstDrop("network_to_device", "warn"),
     }, addon, this.networkOffloads);
@@ -167,7 +179,7 @@ export class Forwarder {
     const table = new PeerTable(peers);
     this.peers = this.device.peers = this.network.peers = table;
     for (const f of fresh) this.resolve(f.peer, f.host, f.port);
-    const needsRestart = (["device", "listen", "metrics", "socket", "pools", "offloads"] as const)
+    const needsRestart = (["device", "listen", "metrics", "socket", "pools", "offloads", "workers"] as const)
       .filter((k) => JSON.stringify(this.config[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
     this.config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, this.config[k]])) } as Config;
     return { kept, added, changed, removed, needsRestart };
@@ -186,6 +198,7 @@ export class Forwarder {
     this.sockWatch.stop();
     this.device.discard();
     closeTun(this.tun);
+    if (this.tunWriteFd >= 0) addon.close(this.tunWriteFd);
     closeUdp(this.sock);
   }
 

@@ -145,6 +145,15 @@ t.test("defaults when optional sections are missing", (t) => {
   t.end();
 });
 
+t.test("workers: 1 (one thread, as before) unless set; 1 to 16 accepted", (t) => {
+  t.equal(validateConfig(minimal()).workers, 1, "default 1");
+  t.equal(DEFAULTS.workers, 1);
+  t.equal(validateConfig(a()).workers, 1, "config/a.json has none: 1");
+  for (const n of [1, 2, 4, 16]) t.equal(validateConfig({ ...minimal(), workers: n }).workers, n, `workers ${n}`);
+  t.ok(Object.isFrozen(validateConfig({ ...minimal(), workers: 2 })), "frozen with the rest");
+  t.end();
+});
+
 t.test("accepted variations", (t) => {
   const mtu = minimal();
   mtu.device.mtu = 1000;
@@ -346,6 +355,18 @@ t.test("errors name the field and the bad value", (t) => {
     rejects(t, { ...a(), socket: { sendBuffer: 2 ** 31 } }, "socket.sendBuffer", String(2 ** 31));
     rejects(t, { ...a(), pools: { deviceCapacity: 127 } }, "pools.deviceCapacity", "127");
     rejects(t, { ...a(), pools: { networkCapacity: 65537 } }, "pools.networkCapacity", "65537");
+    t.end();
+  });
+
+  t.test("workers", (t) => {
+    rejects(t, { ...a(), workers: 0 }, "workers", "from 1 to 16", "got 0");
+    rejects(t, { ...a(), workers: 17 }, "workers", "got 17");
+    rejects(t, { ...a(), workers: -2 }, "workers", "got -2");
+    rejects(t, { ...a(), workers: 1.5 }, "workers", "got 1.5");
+    rejects(t, { ...a(), workers: "2" }, "workers", 'got "2"');
+    rejects(t, { ...a(), workers: null }, "workers", "got null");
+    rejects(t, { ...a(), workers: [2] }, "workers", "got [2]");
+    rejects(t, { ...a(), worker: 2 }, "worker", "unknown field", "workers");
     t.end();
   });
   t.end();

@@ -15,6 +15,12 @@ export interface IperfResult {
   lostPercent: number;
   /** TCP: segments retransmitted by the sender. */
   retransmits: number;
+  /**
+   * UDP: datagrams received out of order, summed over streams, as the client counted them:
+   * meaningful with -R only (the client is then the receiver; without -R iperf3 3.12 leaves
+   * the server's count out of the client's JSON and this reads 0 whatever happened).
+   */
+  outOfOrder: number;
 }
 
 export interface IperfRun {
@@ -55,5 +61,6 @@ function parseResult(r: RunResult, args: string[]): IperfResult {
     reverseBps: end.sum_received_bidir_reverse?.bits_per_second ?? 0,
     lostPercent: end.sum?.lost_percent ?? 0,
     retransmits: end.sum_sent?.retransmits ?? 0,
+    outOfOrder: (end.streams ?? []).reduce((n: number, st: { udp?: { out_of_order?: number } }) => n + (st.udp?.out_of_order ?? 0), 0),
   };
 }

@@ -28,3 +28,15 @@ export function diff(after: Counters, before: Counters): Counters {
   for (const k of Object.keys(after)) out[k] = after[k] - (before[k] ?? 0);
   return out;
 }
+
+/** The TCP extension counters of one namespace (/proc/net/netstat, same layout): "TcpExt.TCPSACKReorder"... */
+export async function netstat(lab: Lab, ns: Host | string): Promise<Counters> {
+  return parseSnmp(await must(...lab.exec(ns, "cat", ["/proc/net/netstat"])));
+}
+
+/**
+ * Counters the kernel raises when TCP detects reordering. They count at the data sender
+ * (it sees the reordering in SACKs, duplicate ACKs or timestamps); the receiver only sees
+ * out-of-order arrivals (TcpExt.TCPOFOQueue), which every loss causes too.
+ */
+export const TCP_REORDER = ["TcpExt.TCPSACKReorder", "TcpExt.TCPRenoReorder", "TcpExt.TCPTSReorder"] as const;
