@@ -55,6 +55,8 @@ napi_value tun_write(napi_env env, napi_callback_info info);
 napi_value udp_open(napi_env env, napi_callback_info info);
 napi_value udp_recv(napi_env env, napi_callback_info info);
 napi_value udp_send(napi_env env, napi_callback_info info);
+napi_value udp_filter(napi_env env, napi_callback_info info);
+napi_value udp_drops(napi_env env, napi_callback_info info);
 napi_value fd_close(napi_env env, napi_callback_info info);
 
 #endif

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "udptun",
-      "sources": ["udptun.c", "poll.c", "tun.c", "udp.c"],
+      "sources": ["udptun.c", "poll.c", "tun.c", "udp.c", "filter.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -115,6 +115,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecv", NULL, udp_recv, NULL, NULL, NULL, napi_default, NULL},
     {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
+    {"udpFilter", NULL, udp_filter, NULL, NULL, NULL, napi_default, NULL},
+    {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value max;
