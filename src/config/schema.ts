@@ -22,7 +22,12 @@ export interface Config {
   readonly peers: readonly PeerConfig[];
   readonly metrics: HostPort;
   readonly log: { readonly level: LogLevel };
-  readonly socket: { readonly receiveBuffer: number; readonly sendBuffer: number };
+  readonly socket: {
+    readonly receiveBuffer: number;
+    readonly sendBuffer: number;
+    /** Admit only the peers' endpoints, in the kernel (a BPF filter on the socket). */
+    readonly peerFilter: boolean;
+  };
   readonly pools: { readonly deviceCapacity: number; readonly networkCapacity: number };
 }
 
@@ -34,6 +39,8 @@ export const DEFAULTS = {
   // 4 MiB each way: a burst of a few thousand full-size datagrams; FORCE lifts rmem_max.
   receiveBuffer: 4 << 20,
   sendBuffer: 4 << 20,
+  // On: a stranger's datagrams never take room in the receive buffer the peers need.
+  peerFilter: true,
   // Enough for every batch in flight at once many times over; see src/tunnel/constants.ts.
   poolCapacity: 1024,
 };

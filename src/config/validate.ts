@@ -38,6 +38,11 @@ function integer(v: unknown, field: string, min: number, max: number): number {
   return v;
 }
 
+function boolean(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") throw new ConfigError(field, `expected true or false, got ${show(v)}`);
+  return v;
+}
+
 function stringList(v: unknown, field: string): string[] {
   if (typeof v === "string") return [v];
   if (!Array.isArray(v) || v.length === 0) throw new ConfigError(field, `expected a string or a non-empty list of strings, got ${show(v)}`);
@@ -128,10 +133,11 @@ export function validateConfig(raw: unknown): Config {
   const level = (logo.level ?? DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(level)) throw new ConfigError("log.level", `${show(logo.level)} is not one of ${LOG_LEVELS.join(", ")}`);
 
-  const so = top.socket === undefined ? {} : object(top.socket, "socket", ["receiveBuffer", "sendBuffer"]);
+  const so = top.socket === undefined ? {} : object(top.socket, "socket", ["receiveBuffer", "sendBuffer", "peerFilter"]);
   const socket = {
     receiveBuffer: so.receiveBuffer === undefined ? DEFAULTS.receiveBuffer : integer(so.receiveBuffer, "socket.receiveBuffer", 4096, 1 << 30),
     sendBuffer: so.sendBuffer === undefined ? DEFAULTS.sendBuffer : integer(so.sendBuffer, "socket.sendBuffer", 4096, 1 << 30),
+    peerFilter: so.peerFilter === undefined ? DEFAULTS.peerFilter : boolean(so.peerFilter, "socket.peerFilter"),
   };
 
   const po = top.pools === undefined ? {} : object(top.pools, "pools", ["deviceCapacity", "networkCapacity"]);

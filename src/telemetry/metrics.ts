@@ -11,6 +11,8 @@
 //   udptun_drops_total{path, reason}       packets dropped, by reason (src/tunnel/drops.ts)
 //   udptun_keepalives_received_total{peer} keepalive messages received
 //   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
+//   udptun_socket_receive_drops_total      datagrams the kernel dropped before udptun read them (SO_MEMINFO):
+//                                          strangers stopped by the peer filter, and receive-buffer overflows
 //   udptun_reads_paused_seconds_total{source}  time reads of the TUN device / UDP socket spent paused (back-pressure)
 //   udptun_process_resident_memory_bytes   resident set size
 //   udptun_process_heap_used_bytes         V8 heap in use
@@ -99,6 +101,10 @@ export class Telemetry {
       description: "Times the UDP socket's send buffer was full and TUN reads paused.",
       unit: "{events}",
     });
+    const receiveDrops = m.createObservableCounter("udptun.socket.receive_drops", {
+      description: "Datagrams the kernel dropped before udptun read them: strangers stopped by the peer filter, and receive-buffer overflows.",
+      unit: "{datagrams}",
+    });
     const rss = m.createObservableGauge("udptun.process.resident_memory_bytes", { description: "Resident set size.", unit: "By" });
     const heap = m.createObservableGauge("udptun.process.heap_used_bytes", { description: "V8 heap in use.", unit: "By" });
     const fds = m.createObservableGauge("udptun.process.open_fds", { description: "Open file descriptors.", unit: "{fds}" });
@@ -136,9 +142,10 @@ export class Telemetry {
       for (const code of DEVICE_PATH_DROPS) r.observe(drops, fwd.device.drops[code], { path: PATH_DEVICE, reason: DROP_LABELS[code] });
       for (const code of NETWORK_PATH_DROPS) r.observe(drops, fwd.network.drops[code], { path: PATH_NETWORK, reason: DROP_LABELS[code] });
       r.observe(socketFull, fwd.tunWatch.pauses.socketFull);
+      r.observe(receiveDrops, fwd.receiveDrops);
       r.observe(paused, fwd.tunWatch.pausedSeconds, { source: "device" });
       r.observe(paused, fwd.sockWatch.pausedSeconds, { source: "network" });
-    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, paused]);
+    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, receiveDrops, paused]);
   }
 
   async shutdown(): Promise<void> {

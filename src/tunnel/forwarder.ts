@@ -8,7 +8,7 @@ import { addon, READABLE, WRITABLE } from "../native/addon.ts";
 import { PAUSE_POOL_EMPTY, PAUSE_SOCKET_FULL, Watch } from "./watch.ts";
 import { closeTun, openTun } from "../native/tun.ts";
 import type { TunDevice } from "../native/tun.ts";
-import { closeUdp, openUdp } from "../native/udp.ts";
+import { clearPeerFilter, closeUdp, openUdp, ReceiveDrops, setPeerFilter } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { encodeEndpoint, formatEndpoint, formatPrefix, parseIp } from "../net/address.ts";
 import { BufferPool } from "../pool/buffer-pool.ts";
@@ -30,6 +30,9 @@ export interface ForwarderOptions {
 }
 
 const RESOLVE_RETRY_MS = 5000;
+/** The socket's kernel drop count is 32 bits: read it at least this often so a wrap is never
+ * missed between scrapes (2^32 drops take over 7 minutes even at 10 million a second). */
+const DROPS_READ_MS = 60_000;
 
 /** JSON.stringify helper: byte arrays (addresses) compare by content. */
 const prefixReplacer = (_k: string, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v);
@@ -49,6 +52,10 @@ export class Forwarder {
   readonly tunWatch: Watch;
   readonly sockWatch: Watch;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly drops: ReceiveDrops;
+  private readonly dropsTimer: NodeJS.Timeout;
+  /** The endpoints the peer filter was last built for (sorted text), to rebuild only on change. */
+  private filtered: string | null = null;
   private stopped = false;
   private readonly log: Logger;
   private readonly onFatal: (err: Error) => void;
@@ -70,15 +77,23 @@ export class Forwarder {
     this.devicePool = pool("device", config.pools.deviceCapacity);
     this.networkPool = pool("network", config.pools.networkCapacity);
     this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
+    // IP literals take effect now, so the socket's filter admits them from its first moments;
+    // names are looked up once the forwarder is complete (their answers touch the socket).
+    const names = config.peers.flatMap((pc, i) =>
+      this.setLiteralEndpoint(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port) ? [] : [{ peer: this.peers.peers[i], ...pc.endpoint }]);
 
     const { ip, port } = config.listen;
     this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
     try {
+      if (config.socket.peerFilter) this.updatePeerFilter();
+      else log.info("peer filter off (socket.peerFilter is false): strangers reach udptun and are dropped there (unknown_peer)");
       this.tun = openTun(config.device.name, config.device.mtu, config.device.addresses);
     } catch (err) {
       closeUdp(this.sock);
       throw err;
     }
+    this.drops = new ReceiveDrops(this.sock);
+    this.dropsTimer = setInterval(() => this.drops.read(), DROPS_READ_MS).unref();
 
     // Device-path drops are routine (multicast with no route); network-path ones mean a
     // misconfigured or hostile sender, worth a warning.
@@ -98,7 +113,7 @@ export class Forwarder {
       firstDrop: firstDrop("network_to_device", "warn"),
     });
 
-    config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
+    for (const n of names) this.resolve(n.peer, n.host, n.port);
     this.tunWatch = new Watch(this.tun.fd, (status) => this.onTunEvents(status));
     this.sockWatch = new Watch(this.sock.fd, (status, events) => this.onSocketEvents(status, events));
   }
@@ -129,6 +144,7 @@ export class Forwarder {
     const table = new PeerTable(peers);
     this.peers = this.device.peers = this.network.peers = table;
     for (const f of fresh) this.resolve(f.peer, f.host, f.port);
+    this.updatePeerFilter(); // removed peers out, new literal endpoints in
     const needsRestart = (["device", "listen", "metrics", "socket", "pools"] as const)
       .filter((k) => JSON.stringify(this.config[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
     this.config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, this.config[k]])) } as Config;
@@ -139,11 +155,19 @@ export class Forwarder {
     return formatEndpoint(this.sock.endpoint);
   }
 
+  /** Datagrams the kernel dropped before udptun read them: strangers refused by the peer
+   * filter, and datagrams that found the receive buffer full. */
+  get receiveDrops(): number {
+    return this.stopped ? this.drops.total : this.drops.read();
+  }
+
   /** Stops reading, drops what is still queued, returns every buffer and closes the fds. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
+    clearInterval(this.dropsTimer);
+    this.drops.read(); // the last count, before the fd goes
     this.tunWatch.stop();
     this.sockWatch.stop();
     this.device.discard();
@@ -184,13 +208,43 @@ export class Forwarder {
     pool.whenAvailable(() => watch.resume(PAUSE_POOL_EMPTY));
   }
 
+  /** Sets the peer's endpoint if host is an IP literal; false if it is a name. */
+  private setLiteralEndpoint(peer: Peer, host: string, port: number): boolean {
+    const literal = parseIp(host);
+    if (literal) this.peers.setEndpoint(peer, encodeEndpoint(literal, port));
+    return literal !== null;
+  }
+
+  /**
+   * Rebuilds the socket's peer filter if the set of known endpoints changed. A peer whose name
+   * has not resolved yet is not admitted (udptun learns no endpoint from incoming traffic, so
+   * nothing from it could be accepted anyway); no known endpoint at all admits nothing.
+   * If the kernel refuses the program (too many peers for BPF_MAXINSNS, memory), the filter
+   * is removed rather than left stale: every datagram reaches udptun, which still drops
+   * strangers as unknown_peer, only no longer in the kernel.
+   */
+  private updatePeerFilter(): void {
+    if (!this.config.socket.peerFilter) return;
+    const known = new Map<string, Uint8Array>();
+    for (const p of this.peers.peers) if (p.endpoint) known.set(formatEndpoint(p.endpoint), p.endpoint);
+    const key = [...known.keys()].sort().join(" ");
+    if (key === this.filtered) return;
+    this.filtered = key;
+    const unresolved = this.peers.peers.filter((p) => !p.endpoint).map((p) => p.name);
+    try {
+      const instructions = setPeerFilter(this.sock, [...known.values()]);
+      this.log.info({ endpoints: known.size, unresolved, instructions }, `peer filter admits ${known.size} endpoint(s)`);
+    } catch (err) {
+      clearPeerFilter(this.sock);
+      const e = err as Error & { code?: string };
+      this.log.warn({ endpoints: known.size, code: e.code, err: e.message },
+        "peer filter not attached; strangers now reach udptun and are dropped there (unknown_peer)");
+    }
+  }
+
   /** IP literals take effect at once; names resolve in the background, retried until they do. */
   private resolve(peer: Peer, host: string, port: number): void {
-    const literal = parseIp(host);
-    if (literal) {
-      this.peers.setEndpoint(peer, encodeEndpoint(literal, port));
-      return;
-    }
+    if (this.setLiteralEndpoint(peer, host, port)) return;
     const family = this.sock.v6 ? 0 : 4;
     lookup(host, { family }).then(
       (res) => {
@@ -198,6 +252,7 @@ export class Forwarder {
         if (this.stopped || !ip) return;
         this.peers.setEndpoint(peer, encodeEndpoint(ip, port));
         this.log.info({ peer: peer.name, host, endpoint: formatEndpoint(peer.endpoint!) }, "peer endpoint resolved");
+        this.updatePeerFilter();
       },
       (err: Error) => {
         if (this.stopped) return;

@@ -17,5 +17,6 @@ export function summarize(fwd: Forwarder): object {
     networkToDevice: { packets: fwd.network.packets, bytes: fwd.network.bytes, drops: nonZero(fwd.network.drops) },
     pools: { device: pool(fwd.devicePool), network: pool(fwd.networkPool) },
     socketFull: fwd.tunWatch.pauses.socketFull,
+    socketReceiveDrops: fwd.receiveDrops,
   };
 }
