@@ -22,7 +22,12 @@ export interface Config {
   readonly peers: readonly PeerConfig[];
   readonly metrics: HostPort;
   readonly log: { readonly level: LogLevel };
-  readonly socket: { readonly receiveBuffer: number; readonly sendBuffer: number };
+  readonly socket: {
+    readonly receiveBuffer: number;
+    readonly sendBuffer: number;
+    /** Admit only the peers' endpoints, in the kernel (a BPF filter on the socket). */
+    readonly peerFilter: boolean;
+  };
   readonly pools: { readonly deviceCapacity: number; readonly networkCapacity: number };
   /** Each is used only where the kernel accepts it (the log line at start says what is on). */
   readonly offloads: {
@@ -48,6 +53,8 @@ export const DEFAULTS = {
   // 4 MiB each way: a burst of a few thousand full-size datagrams; FORCE lifts rmem_max.
   receiveBuffer: 4 << 20,
   sendBuffer: 4 << 20,
+  // On: a stranger's datagrams never take room in the receive buffer the peers need.
+  peerFilter: true,
   // At most one batch (64) per path is ever out at once; see src/tunnel/constants.ts. The
   // slab is reserved at start, but only buffers in use are touched (64 KiB each with offloads).
   poolCapacity: 256,

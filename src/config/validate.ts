@@ -38,6 +38,11 @@ function integer(v: unknown, field: string, min: number, max: number): number {
   return v;
 }
 
+function boolean(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") throw new ConfigError(field, `expected true or false, got ${show(v)}`);
+  return v;
+}
+
 function stringList(v: unknown, field: string): string[] {
   if (typeof v === "string") return [v];
   if (!Array.isArray(v) || v.length === 0) throw new ConfigError(field, `expected a string or a non-empty list of strings, got ${show(v)}`);
@@ -128,10 +133,11 @@ export function validateConfig(raw: unknown): Config {
   const level = (logo.level ?? DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(level)) throw new ConfigError("log.level", `${show(logo.level)} is not one of ${LOG_LEVELS.join(", ")}`);
 
-  const so = top.socket === undefined ? {} : object(top.socket, "socket", ["receiveBuffer", "sendBuffer"]);
+  const so = top.socket === undefined ? {} : object(top.socket, "socket", ["receiveBuffer", "sendBuffer", "peerFilter"]);
   const socket = {
     receiveBuffer: so.receiveBuffer === undefined ? DEFAULTS.receiveBuffer : integer(so.receiveBuffer, "socket.receiveBuffer", 4096, 1 << 30),
     sendBuffer: so.sendBuffer === undefined ? DEFAULTS.sendBuffer : integer(so.sendBuffer, "socket.sendBuffer", 4096, 1 << 30),
+    peerFilter: so.peerFilter === undefined ? DEFAULTS.peerFilter : boolean(so.peerFilter, "socket.peerFilter"),
   };
 
   const po = top.pools === undefined ? {} : object(top.pools, "pools", ["deviceCapacity", "networkCapacity"]);
@@ -142,21 +148,15 @@ export function validateConfig(raw: unknown): Config {
 
   const of = top.offloads === undefined ? {} : object(top.offloads, "offloads", ["udpGso", "udpGro", "tun", "coalesce"]);
   const offloads = {
-    udpGso: boolean(of.udpGso, "offloads.udpGso", true),
-    udpGro: boolean(of.udpGro, "offloads.udpGro", true),
-    tun: boolean(of.tun, "offloads.tun", true),
-    coalesce: boolean(of.coalesce, "offloads.coalesce", true),
+    udpGso: of.udpGso === undefined || boolean(of.udpGso, "offloads.udpGso"),
+    udpGro: of.udpGro === undefined || boolean(of.udpGro, "offloads.udpGro"),
+    tun: of.tun === undefined || boolean(of.tun, "offloads.tun"),
+    coalesce: of.coalesce === undefined || boolean(of.coalesce, "offloads.coalesce"),
   };
 
   const workers = top.workers === undefined ? DEFAULTS.workers : integer(top.workers, "workers", 1, MAX_WORKERS);
 
   return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools, offloads, workers });
-}
-
-function boolean(v: unknown, field: string, fallback: boolean): boolean {
-  if (v === undefined) return fallback;
-  if (typeof v !== "boolean") throw new ConfigError(field, `expected true or false, got ${show(v)}`);
-  return v;
 }
 
 function deepFreeze<T>(v: T): T {

@@ -74,6 +74,8 @@ napi_value udp_send(napi_env env, napi_callback_info info);
 napi_value udp_offload(napi_env env, napi_callback_info info);
 napi_value udp_send_segments(napi_env env, napi_callback_info info);
 napi_value tun_write_offload(napi_env env, napi_callback_info info);
+napi_value udp_filter(napi_env env, napi_callback_info info);
+napi_value udp_drops(napi_env env, napi_callback_info info);
 napi_value fd_close(napi_env env, napi_callback_info info);
 
 #endif

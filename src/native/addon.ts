@@ -49,6 +49,11 @@ export interface Addon {
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
     destinations: Uint8Array, status: Int32Array,
   ): number;
+  /** Attaches the peer filter (count 20-byte endpoints; none: drop all) or, with null, detaches
+   * it; returns the program's length in instructions. Throws E2BIG past BPF_MAXINSNS. */
+  udpFilter(fd: number, v6: number, endpoints: Uint8Array | null, count: number): number;
+  /** Datagrams the kernel dropped for the socket (SO_MEMINFO): 32 bits, wraps. */
+  udpDrops(fd: number): number;
   close(fd: number): void;
 }
 

@@ -158,6 +158,7 @@ typedef struct {
   uint32_t nmsgs, nblocks, sent; /* messages built, header blocks used, messages sent */
   int32_t *status, *bytes;
   int stalled, gso_errno;
+  uint32_t sends; /* messages the kernel took (a GSO send is one) */
 } sender_t;
 
 /* Sends every built message. Stops at EAGAIN (stalled); a message that fails alone fails
@@ -179,6 +180,7 @@ static void flush(sender_t *s) {
       while (s->sent < s->nmsgs && infos[s->sent].pkt == pkt) s->sent++;
       continue;
     }
+    s->sends += (uint32_t)r;
     for (int k = 0; k < r; k++, s->sent++) {
       msg_info_t *m = &infos[s->sent];
       if (m->npkts > 1) { /* a train: one datagram per packet */
@@ -237,7 +239,8 @@ static int room(sender_t *s, uint32_t blocks) {
  * malformed super-packet), bytes[i] = inner bytes sent. processed < count only when the
  * socket is full: packet `processed` then had state[0] segments sent in all (this call's
  * are in status/bytes); pass state back unchanged to resume. state[1] is set to an errno
- * if the kernel refused UDP GSO (the caller turns it off).
+ * if the kernel refused UDP GSO (the caller turns it off); state[2] to the sends made
+ * (a GSO send of many datagrams counts once, as the kernel's Udp.OutDatagrams does).
  * With gso, a super-packet's segments go out in sends of up to 64, and consecutive whole
  * packets of one size to one destination (a UDP flow, pure ACKs) share a send too. */
 napi_value udp_send_segments(napi_env env, napi_callback_info info) {
@@ -253,7 +256,7 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
   if (!arg_bytes(env, argv[6], &dst, &ndst) || ndst < (size_t)b.count * ENDPOINT_BYTES ||
       !arg_i32s(env, argv[7], &status, &nstatus) || nstatus < b.count ||
       !arg_i32s(env, argv[8], &bytes, &nbytes) || nbytes < b.count ||
-      !arg_i32s(env, argv[9], &state, &nstate) || nstate < 2 ||
+      !arg_i32s(env, argv[9], &state, &nstate) || nstate < 3 ||
       !arg_bytes(env, argv[10], &hdr, &nhdr) || nhdr > HEADER_ROOM_MAX)
     return throw_errno(env, EINVAL, "udpSendSegments arrays");
 
@@ -332,6 +335,7 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
   }
   if (!s.stalled) flush(&s);
   state[1] = s.gso_errno;
+  state[2] = (int32_t)s.sends;
   if (!s.stalled) {
     state[0] = 0;
     return make_int32(env, (int32_t)b.count);

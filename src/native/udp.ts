@@ -1,6 +1,6 @@
 // The UDP socket every peer shares: bound once, non-blocking, with large kernel buffers.
 import { addon } from "./addon.ts";
-import { encodeEndpoint } from "../net/address.ts";
+import { ENDPOINT_BYTES, encodeEndpoint } from "../net/address.ts";
 import type { IpAddress } from "../net/address.ts";
 
 export interface UdpSocket {
@@ -19,4 +19,44 @@ export function openUdp(ip: IpAddress, port: number, receiveBuffer: number, send
 
 export function closeUdp(sock: UdpSocket): void {
   addon.close(sock.fd);
+}
+
+/**
+ * Lets only datagrams from these endpoints (addon form) into the socket: the kernel drops the
+ * rest before they take room in the receive buffer. Replaces the previous filter in one step;
+ * an empty list admits nothing. Returns the program's length in instructions. Throws (code
+ * E2BIG) when the endpoints need more than BPF_MAXINSNS instructions; the socket is then
+ * left as it was.
+ */
+export function setPeerFilter(sock: UdpSocket, endpoints: readonly Uint8Array[]): number {
+  const packed = new Uint8Array(endpoints.length * ENDPOINT_BYTES);
+  endpoints.forEach((ep, i) => packed.set(ep.subarray(0, ENDPOINT_BYTES), i * ENDPOINT_BYTES));
+  return addon.udpFilter(sock.fd, sock.v6, packed, endpoints.length);
+}
+
+/** Removes the peer filter: every datagram reaches udptun again (no-op without one). */
+export function clearPeerFilter(sock: UdpSocket): void {
+  addon.udpFilter(sock.fd, sock.v6, null, 0);
+}
+
+/**
+ * The kernel's count of datagrams it dropped for the socket (refused by the peer filter, or no
+ * room in the receive buffer), widened past the kernel's 32 bits: each read adds the growth
+ * since the last one modulo 2^32, so reads must come more often than 2^32 drops.
+ */
+export class ReceiveDrops {
+  total = 0;
+  private last = 0;
+  private readonly fd: number;
+
+  constructor(sock: UdpSocket) {
+    this.fd = sock.fd;
+  }
+
+  read(): number {
+    const now = addon.udpDrops(this.fd);
+    this.total += (now - this.last) >>> 0;
+    this.last = now;
+    return this.total;
+  }
 }

@@ -122,6 +122,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"udpOffload", NULL, udp_offload, NULL, NULL, NULL, napi_default, NULL},
     {"udpSendSegments", NULL, udp_send_segments, NULL, NULL, NULL, napi_default, NULL},
     {"tunWriteOffload", NULL, tun_write_offload, NULL, NULL, NULL, napi_default, NULL},
+    {"udpFilter", NULL, udp_filter, NULL, NULL, NULL, napi_default, NULL},
+    {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value max;

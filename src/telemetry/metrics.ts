@@ -16,10 +16,13 @@
 //   udptun_drops_total{path, reason}       packets dropped, by reason (src/tunnel/drops.ts)
 //   udptun_keepalives_received_total{peer} keepalive messages received
 //   udptun_socket_full_total               times the UDP socket was full and TUN reads paused
+//   udptun_socket_receive_drops_total      datagrams the kernel dropped before udptun read them (SO_MEMINFO):
+//                                          strangers stopped by the peer filter, and receive-buffer overflows
 //   udptun_reads_paused_seconds_total{source}  time reads of the TUN device / UDP socket spent paused (back-pressure)
 //   udptun_tun_reads_total                 reads from the TUN device (a super-packet counts once)
 //   udptun_tun_writes_total                writes to the TUN device (a joined run of TCP segments counts once)
 //   udptun_udp_datagrams_received_total    datagrams as the socket returned them (a GRO datagram counts once)
+//   udptun_udp_datagrams_sent_total        datagrams as the socket sent them (a GSO send counts once)
 //   udptun_offload_active{offload}         1 if the offload is in use (udp_gso, udp_gro, tun, coalesce), else 0
 //     (all of the above also carry {worker} when workers > 1)
 //   udptun_process_resident_memory_bytes   resident set size
@@ -61,11 +64,14 @@ export interface ForwarderSnapshot {
   deviceDrops: number[];
   networkDrops: number[];
   socketFull: number;
+  /** The socket's kernel drops: strangers refused by the peer filter, receive buffer overflows. */
+  receiveDrops: number;
   pausedDeviceSeconds: number;
   pausedNetworkSeconds: number;
   tunReads: number;
   tunWrites: number;
   datagramsReceived: number;
+  datagramsSent: number;
   /** Offloads in use, by metric label (udp_gso, udp_gro, tun, coalesce). */
   offloads: Record<string, boolean>;
   /** A worker thread's own V8 heap in use and GC count, added to the main thread's. */
@@ -85,11 +91,13 @@ export function snapshotOf(fwd: Forwarder, worker?: string): ForwarderSnapshot {
     deviceDrops: Array.from(fwd.device.drops),
     networkDrops: Array.from(fwd.network.drops),
     socketFull: fwd.tunWatch.pauses.socketFull,
+    receiveDrops: fwd.receiveDrops,
     pausedDeviceSeconds: fwd.tunWatch.pausedSeconds,
     pausedNetworkSeconds: fwd.sockWatch.pausedSeconds,
     tunReads: fwd.device.reads,
     tunWrites: fwd.network.writes,
     datagramsReceived: fwd.network.datagrams,
+    datagramsSent: fwd.device.sends,
     offloads: {
       udp_gso: fwd.deviceOffloads.gso,
       udp_gro: fwd.networkOffloads.gro,
@@ -178,6 +186,10 @@ export class Telemetry {
       description: "Times the UDP socket's send buffer was full and TUN reads paused.",
       unit: "{events}",
     });
+    const receiveDrops = m.createObservableCounter("udptun.socket.receive_drops", {
+      description: "Datagrams the kernel dropped before udptun read them: strangers stopped by the peer filter, and receive-buffer overflows.",
+      unit: "{datagrams}",
+    });
     const rss = m.createObservableGauge("udptun.process.resident_memory_bytes", { description: "Resident set size.", unit: "By" });
     const heap = m.createObservableGauge("udptun.process.heap_used_bytes", { description: "V8 heap in use (every thread's).", unit: "By" });
     const fds = m.createObservableGauge("udptun.process.open_fds", { description: "Open file descriptors.", unit: "{fds}" });
@@ -197,6 +209,10 @@ export class Telemetry {
     });
     const datagrams = m.createObservableCounter("udptun.udp.datagrams_received", {
       description: "Datagrams as the socket returned them; with UDP GRO one may hold up to 64 of the peer's.",
+      unit: "{datagrams}",
+    });
+    const datagramsSent = m.createObservableCounter("udptun.udp.datagrams_sent", {
+      description: "Datagrams as the socket sent them; with UDP GSO one send may carry up to 64.",
       unit: "{datagrams}",
     });
     const offload = m.createObservableGauge("udptun.offload.active", {
@@ -231,11 +247,13 @@ export class Telemetry {
         for (const code of DEVICE_PATH_DROPS) r.observe(drops, snap.deviceDrops[code], at({ path: PATH_DEVICE, reason: DROP_LABELS[code] }));
         for (const code of NETWORK_PATH_DROPS) r.observe(drops, snap.networkDrops[code], at({ path: PATH_NETWORK, reason: DROP_LABELS[code] }));
         r.observe(socketFull, snap.socketFull, at({}));
+        r.observe(receiveDrops, snap.receiveDrops, at({}));
         r.observe(paused, snap.pausedDeviceSeconds, at({ source: "device" }));
         r.observe(paused, snap.pausedNetworkSeconds, at({ source: "network" }));
         r.observe(tunReads, snap.tunReads, at({}));
         r.observe(tunWrites, snap.tunWrites, at({}));
         r.observe(datagrams, snap.datagramsReceived, at({}));
+        r.observe(datagramsSent, snap.datagramsSent, at({}));
         for (const [name, on] of Object.entries(snap.offloads)) r.observe(offload, on ? 1 : 0, at({ offload: name }));
       }
       const usage = process.cpuUsage(); // the whole process: every thread
@@ -244,7 +262,7 @@ export class Telemetry {
       r.observe(fds, readdirSync("/proc/self/fd").length);
       r.observe(cpu, (usage.user + usage.system) / 1e6);
       r.observe(gc, gcRuns);
-    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, paused, tunReads, tunWrites, datagrams, offload,
+    }, [inUse, capacity, exhausted, packets, bytes, drops, keepalives, socketFull, receiveDrops, paused, tunReads, tunWrites, datagrams, datagramsSent, offload,
       rss, heap, fds, cpu, gc]);
   }
 

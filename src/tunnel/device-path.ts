@@ -48,6 +48,8 @@ export class DevicePath {
   lastSendErrno = 0;
   /** Packets read from the TUN device (a super-packet counts once). */
   reads = 0;
+  /** Datagrams as the socket sent them (a GSO send counts once). */
+  sends = 0;
 
   private readonly batch: ReadBatch;
 
@@ -60,9 +62,9 @@ export class DevicePath {
   private readonly sendPeers: (Peer | null)[] = new Array<Peer | null>(BATCH).fill(null);
   private sendCount = 0;
   // Offload sends: inner bytes sent per super-packet, and [segments of the first held
-  // super-packet already sent, errno if the kernel refused GSO].
+  // super-packet already sent, errno if the kernel refused GSO, sends made].
   private readonly sendBytes = new Int32Array(BATCH);
-  private readonly segState = new Int32Array(2);
+  private readonly segState = new Int32Array(3);
 
   private readonly tun: TunDevice;
   private readonly sock: UdpSocket;
@@ -194,6 +196,7 @@ export class DevicePath {
     );
     for (let i = 0; i < done; i++) {
       if (this.sendStatus[i] === 0) {
+        this.sends++;
         const len = this.sendLens[i] - HEADER_LEN;
         const peer = this.sendPeers[i]!;
         peer.txPackets++;
@@ -219,6 +222,7 @@ export class DevicePath {
       this.sock.fd, this.sock.v6, this.pool.slab, this.sendOffs, this.sendLens, count, this.sendDests,
       this.sendStatus, this.sendBytes, st, DATA_HEADER, this.offloads.gso ? 1 : 0,
     );
+    this.sends += st[2];
     // A super-packet cut short by a full socket has its sent segments counted now.
     const counted = done < count ? done + 1 : done;
     for (let i = 0; i < counted; i++) {

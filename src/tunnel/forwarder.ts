@@ -8,7 +8,7 @@ import { addon, READABLE, TUN_OFFLOAD_BITS, UDP_GRO, UDP_GSO, WRITABLE } from ".
 import { PAUSE_POOL_EMPTY, PAUSE_SOCKET_FULL, Watch } from "./watch.ts";
 import { closeTun, openTun } from "../native/tun.ts";
 import type { TunDevice } from "../native/tun.ts";
-import { closeUdp, openUdp } from "../native/udp.ts";
+import { clearPeerFilter, closeUdp, openUdp, ReceiveDrops, setPeerFilter } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { encodeEndpoint, formatEndpoint, formatPrefix, parseIp } from "../net/address.ts";
 import { BufferPool } from "../pool/buffer-pool.ts";
@@ -36,6 +36,9 @@ export interface ForwarderOptions {
 }
 
 const RESOLVE_RETRY_MS = 5000;
+/** The socket's kernel drop count is 32 bits: read it at least this often so a wrap is never
+ * missed between scrapes (2^32 drops take over 7 minutes even at 10 million a second). */
+const DROPS_READ_MS = 60_000;
 
 /** The start-up log line's fields: each offload on, or off and why. */
 function offloadSummary(want: Config["offloads"], tun: TunDevice, dev: DeviceOffloads, net: NetworkOffloads): Record<string, string> {
@@ -72,6 +75,10 @@ export class Forwarder {
   readonly tunWatch: Watch;
   readonly sockWatch: Watch;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly drops: ReceiveDrops;
+  private readonly dropsTimer: NodeJS.Timeout;
+  /** The endpoints the peer filter was last built for (sorted text), to rebuild only on change. */
+  private filtered: string | null = null;
   private stopped = false;
   private readonly log: Logger;
   private readonly onFatal: (err: Error) => void;
@@ -83,16 +90,23 @@ export class Forwarder {
     this.log = log;
     this.onFatal = opts.onFatal;
     this.peers = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
+    // IP literals take effect now, so the socket's filter admits them from its first moments;
+    // names are looked up once the forwarder is complete (their answers touch the socket).
+    const names = config.peers.flatMap((pc, i) =>
+      this.setLiteralEndpoint(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port) ? [] : [{ peer: this.peers.peers[i], ...pc.endpoint }]);
 
     const want = config.offloads;
     let tun: TunDevice;
     if (opts.fds) {
+      // A worker: the main thread opened this socket (one per worker); each filters its own.
       ({ tun, sock: this.sock } = opts.fds);
       this.tunWriteFd = opts.fds.tunWriteFd;
+      this.startPeerFilter();
     } else {
       const { ip, port } = config.listen;
       this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
       try {
+        this.startPeerFilter();
         tun = openTun(config.device.name, config.device.mtu, config.device.addresses, want.tun);
       } catch (err) {
         closeUdp(this.sock);
@@ -100,6 +114,8 @@ export class Forwarder {
       }
     }
     this.tun = tun;
+    this.drops = new ReceiveDrops(this.sock);
+    this.dropsTimer = setInterval(() => this.drops.read(), DROPS_READ_MS).unref();
     // Each offload is on where config asks and the kernel accepts; the rest fall back.
     const udp = addon.udpOffload(this.sock.fd, (want.udpGso ? UDP_GSO : 0) | (want.udpGro ? UDP_GRO : 0));
     this.deviceOffloads = { tun: tun.vnet, gso: (udp & UDP_GSO) !== 0 };
@@ -148,7 +164,7 @@ export class Forwarder {
       firstDrop: firstDrop("network_to_device", "warn"),
     }, addon, this.networkOffloads);
 
-    config.peers.forEach((pc, i) => this.resolve(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port));
+    for (const n of names) this.resolve(n.peer, n.host, n.port);
     this.tunWatch = new Watch(this.tun.fd, (status) => this.onTunEvents(status));
     this.sockWatch = new Watch(this.sock.fd, (status, events) => this.onSocketEvents(status, events));
   }
@@ -179,6 +195,7 @@ export class Forwarder {
     const table = new PeerTable(peers);
     this.peers = this.device.peers = this.network.peers = table;
     for (const f of fresh) this.resolve(f.peer, f.host, f.port);
+    this.updatePeerFilter(); // removed peers out, new literal endpoints in
     const needsRestart = (["device", "listen", "metrics", "socket", "pools", "offloads", "workers"] as const)
       .filter((k) => JSON.stringify(this.config[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
     this.config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, this.config[k]])) } as Config;
@@ -189,11 +206,19 @@ export class Forwarder {
     return formatEndpoint(this.sock.endpoint);
   }
 
+  /** Datagrams the kernel dropped before udptun read them: strangers refused by the peer
+   * filter, and datagrams that found the receive buffer full. */
+  get receiveDrops(): number {
+    return this.stopped ? this.drops.total : this.drops.read();
+  }
+
   /** Stops reading, drops what is still queued, returns every buffer and closes the fds. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
+    clearInterval(this.dropsTimer);
+    this.drops.read(); // the last count, before the fd goes
     this.tunWatch.stop();
     this.sockWatch.stop();
     this.device.discard();
@@ -235,13 +260,49 @@ export class Forwarder {
     pool.whenAvailable(() => watch.resume(PAUSE_POOL_EMPTY));
   }
 
+  /** The filter as config asks, on a socket just opened. */
+  private startPeerFilter(): void {
+    if (this.config.socket.peerFilter) this.updatePeerFilter();
+    else this.log.info("peer filter off (socket.peerFilter is false): strangers reach udptun and are dropped there (unknown_peer)");
+  }
+
+  /** Sets the peer's endpoint if host is an IP literal; false if it is a name. */
+  private setLiteralEndpoint(peer: Peer, host: string, port: number): boolean {
+    const literal = parseIp(host);
+    if (literal) this.peers.setEndpoint(peer, encodeEndpoint(literal, port));
+    return literal !== null;
+  }
+
+  /**
+   * Rebuilds the socket's peer filter if the set of known endpoints changed. A peer whose name
+   * has not resolved yet is not admitted (udptun learns no endpoint from incoming traffic, so
+   * nothing from it could be accepted anyway); no known endpoint at all admits nothing.
+   * If the kernel refuses the program (too many peers for BPF_MAXINSNS, memory), the filter
+   * is removed rather than left stale: every datagram reaches udptun, which still drops
+   * strangers as unknown_peer, only no longer in the kernel.
+   */
+  private updatePeerFilter(): void {
+    if (!this.config.socket.peerFilter) return;
+    const known = new Map<string, Uint8Array>();
+    for (const p of this.peers.peers) if (p.endpoint) known.set(formatEndpoint(p.endpoint), p.endpoint);
+    const key = [...known.keys()].sort().join(" ");
+    if (key === this.filtered) return;
+    this.filtered = key;
+    const unresolved = this.peers.peers.filter((p) => !p.endpoint).map((p) => p.name);
+    try {
+      const instructions = setPeerFilter(this.sock, [...known.values()]);
+      this.log.info({ endpoints: known.size, unresolved, instructions }, `peer filter admits ${known.size} endpoint(s)`);
+    } catch (err) {
+      clearPeerFilter(this.sock);
+      const e = err as Error & { code?: string };
+      this.log.warn({ endpoints: known.size, code: e.code, err: e.message },
+        "peer filter not attached; strangers now reach udptun and are dropped there (unknown_peer)");
+    }
+  }
+
   /** IP literals take effect at once; names resolve in the background, retried until they do. */
   private resolve(peer: Peer, host: string, port: number): void {
-    const literal = parseIp(host);
-    if (literal) {
-      this.peers.setEndpoint(peer, encodeEndpoint(literal, port));
-      return;
-    }
+    if (this.setLiteralEndpoint(peer, host, port)) return;
     const family = this.sock.v6 ? 0 : 4;
     lookup(host, { family }).then(
       (res) => {
@@ -249,6 +310,7 @@ export class Forwarder {
         if (this.stopped || !ip) return;
         this.peers.setEndpoint(peer, encodeEndpoint(ip, port));
         this.log.info({ peer: peer.name, host, endpoint: formatEndpoint(peer.endpoint!) }, "peer endpoint resolved");
+        this.updatePeerFilter();
       },
       (err: Error) => {
         if (this.stopped) return;

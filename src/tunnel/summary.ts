@@ -9,6 +9,8 @@ export interface Summary {
   networkToDevice: PathSummary;
   pools: { device: PoolSummary; network: PoolSummary };
   socketFull: number;
+  /** The socket's kernel drops (strangers refused by the peer filter, buffer overflows). */
+  socketReceiveDrops: number;
 }
 
 function nonZero(drops: Float64Array): Record<string, number> {
@@ -26,6 +28,7 @@ export function summarize(fwd: Forwarder): Summary {
     networkToDevice: { packets: fwd.network.packets, bytes: fwd.network.bytes, drops: nonZero(fwd.network.drops) },
     pools: { device: pool(fwd.devicePool), network: pool(fwd.networkPool) },
     socketFull: fwd.tunWatch.pauses.socketFull,
+    socketReceiveDrops: fwd.receiveDrops,
   };
 }
 
@@ -48,5 +51,6 @@ export function mergeSummaries(list: readonly Summary[]): Summary {
     networkToDevice: path("networkToDevice"),
     pools: { device: pool("device"), network: pool("network") },
     socketFull: list.reduce((a, s) => a + s.socketFull, 0),
+    socketReceiveDrops: list.reduce((a, s) => a + s.socketReceiveDrops, 0),
   };
 }

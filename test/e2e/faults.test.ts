@@ -271,6 +271,8 @@ t.test("SIGHUP reload under a flow: b kept and undisturbed, c changed, d added; 
   t.same(reloaded.added, ["d"], "d added");
   t.same(reloaded.removed, [], "none removed");
   t.same(reloaded.needsRestart, [], "nothing needs a restart");
+  // Logged before "peers reloaded"; d's replies below can only arrive through the new filter.
+  t.match(a.daemon.output(), /"endpoints":3,.*"msg":"peer filter admits 3 endpoint\(s\)"/, "the peer filter was rebuilt with d's endpoint");
 
   t.equal((await ping(hostA, "10.77.0.33")).code, 0, "after: c reachable at its new address");
   t.equal((await ping(hostA, "10.77.0.4")).code, 0, "after: d reachable");

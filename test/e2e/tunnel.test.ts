@@ -1,7 +1,9 @@
 // End to end: two udptun processes joined over a bridge in network namespaces, real
 // ping and iperf3 through the tunnel, a real Prometheus scraping both, a stranger
-// sending junk, and a clean SIGTERM. Needs root, iproute2, iperf3, prometheus, curl.
+// sending junk (refused by the peer filter; and, with it off, by udptun), a peer given by
+// name, and a clean SIGTERM. Needs root, iproute2, iperf3, prometheus, curl.
 import t from "tap";
+import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { iperf } from "./lib/iperf.ts";
@@ -88,25 +90,95 @@ t.test("30 s of TCP: pools stay bounded by one batch and every buffer comes back
   }
 });
 
-t.test("datagrams from a stranger are dropped, counted, answered with nothing", async (t) => {
-  const before = sum(await scrape(lab, a), "udptun_drops_total", { path: "network_to_device", reason: "unknown_peer" });
-  const count = 500;
-  // A well-formed udptun data message carrying a ping, from an address that is no peer.
+/** Sends `count` well-formed udptun data messages carrying a ping from the stranger (no peer) to
+ * A's port, one after the other; prints REPLY if anything comes back. */
+async function strangerSends(port: number, count: number) {
   const sender = `
     const s = require("node:dgram").createSocket("udp4");
     const msg = Buffer.from("1100000045000054000040004001000ac0a80003" + "0a4d0001" + "00".repeat(64), "hex");
-    let n = 0; s.bind(40000, () => { const go = () => { if (n++ === ${count}) return s.close(); s.send(msg, 51820, "${hostA.ip4}", go); }; go(); });
+    let n = 0; s.bind(40000, () => { const go = () => { if (n++ === ${count}) return s.close(); s.send(msg, ${port}, "${hostA.ip4}", go); }; go(); });
     s.on("message", () => { console.log("REPLY"); process.exitCode = 3; });
     setTimeout(() => s.close(), 1500).unref();`;
-  const r = await run(...lab.exec(stranger, NODE, ["-e", sender]), { timeoutMs: 15_000 });
+  return run(...lab.exec(stranger, NODE, ["-e", sender]), { timeoutMs: 15_000 });
+}
+
+const NET = { path: "network_to_device" };
+
+t.test("datagrams from a stranger are dropped in the kernel by the peer filter, counted, answered with nothing", async (t) => {
+  const m0 = await scrape(lab, a);
+  const count = 500;
+  const r = await strangerSends(51820, count);
   t.equal(r.code, 0, "sender ran");
   t.notMatch(r.stdout, /REPLY/, "no reply to the stranger");
-  await waitUntil(async () => sum(await scrape(lab, a), "udptun_drops_total", { reason: "unknown_peer" }) >= before + count, 5000);
-  const after = sum(await scrape(lab, a), "udptun_drops_total", { path: "network_to_device", reason: "unknown_peer" });
-  t.equal(after - before, count, "every junk datagram counted under unknown_peer");
+  await waitUntil(async () => sum(await scrape(lab, a), "udptun_socket_receive_drops_total") >= sum(m0, "udptun_socket_receive_drops_total") + count, 5000);
+  const m1 = await scrape(lab, a);
+  t.equal(sum(m1, "udptun_socket_receive_drops_total") - sum(m0, "udptun_socket_receive_drops_total"), count,
+    "every junk datagram counted under udptun_socket_receive_drops_total");
+  t.equal(sum(m1, "udptun_drops_total", NET) - sum(m0, "udptun_drops_total", NET), 0, "none reached udptun (no network-path drop at all)");
   t.equal(a.daemon.child.exitCode, null, "udptun still running");
   t.equal((await ping(hostA, "10.77.0.2")).code, 0, "and still forwarding");
-  t.match(a.daemon.output(), /"reason":"unknown_peer"/, "first unknown-peer drop logged");
+  t.match(a.daemon.output(), /"msg":"peer filter admits 1 endpoint\(s\)"/, "the filter's one log line");
+  t.notMatch(a.daemon.output(), /"reason":"unknown_peer"/, "no unknown-peer drop logged");
+});
+
+t.test("with socket.peerFilter off, the stranger's datagrams reach udptun: unknown_peer", async (t) => {
+  // A second instance on A, on its own port and device, with the filter off.
+  const cfg = tunnelConfig({ host: hostA, n: 1 }, [{ name: "b", host: hostB, n: 2 }], {
+    device: { name: "udptun5", address: ["10.75.0.1/24"], mtu: 1420 },
+    listen: "0.0.0.0:51825",
+    metrics: { listen: `${hostA.ip4}:9469` },
+    socket: { peerFilter: false },
+  }) as { peers: { endpoint: string; allowedIps: string[] }[] };
+  cfg.peers[0].endpoint = `${hostB.ip4}:51825`;
+  cfg.peers[0].allowedIps = ["10.75.0.2/32"];
+  const open = await startInstance(lab, hostA, "a-open", cfg);
+  try {
+    const count = 500;
+    const r = await strangerSends(51825, count);
+    t.notMatch(r.stdout, /REPLY/, "no reply to the stranger");
+    await waitUntil(async () => sum(await scrape(lab, open), "udptun_drops_total", { reason: "unknown_peer" }) >= count, 5000);
+    const m = await scrape(lab, open);
+    t.equal(sum(m, "udptun_drops_total", { ...NET, reason: "unknown_peer" }), count, "every junk datagram counted under unknown_peer");
+    t.equal(sum(m, "udptun_drops_total", NET), count, "and under no other reason");
+    t.equal(sum(m, "udptun_socket_receive_drops_total"), 0, "nothing dropped in the kernel");
+    t.match(open.daemon.output(), /"msg":"peer filter off/, "the filter being off is logged");
+    t.equal(open.daemon.output().split("\n").filter((l) => l.includes('"reason":"unknown_peer"')).length, 1, "the first unknown-peer drop logged, once");
+  } finally {
+    t.equal((await stopInstance(open)).code, 0, "stopped cleanly");
+  }
+});
+
+t.test("more peers than the filter can hold (SIGHUP): a warning, the old filter removed, strangers reach udptun", async (t) => {
+  const cfg = (peers: number) => ({
+    device: { name: "udptun8", address: ["10.88.0.1/16"], mtu: 1420 },
+    listen: "0.0.0.0:51828",
+    // Endpoints nobody answers from; only the count matters here.
+    peers: Array.from({ length: peers }, (_, i) => ({ name: `p${i}`, endpoint: `10.200.${i >> 8}.${i & 255}:51828`, allowedIps: [`10.88.${1 + (i >> 8)}.${i & 255}/32`] })),
+    metrics: { listen: `${hostA.ip4}:9472` },
+  });
+  const many = await startInstance(lab, hostA, "a-many", cfg(1));
+  try {
+    t.match(many.daemon.output(), /"msg":"peer filter admits 1 endpoint\(s\)"/, "one peer at start: filtered");
+    const before = await strangerSends(51828, 100);
+    t.equal(before.code, 0, "sender ran");
+    await waitUntil(async () => sum(await scrape(lab, many), "udptun_socket_receive_drops_total") >= 100, 5000);
+    t.equal(sum(await scrape(lab, many), "udptun_drops_total", { reason: "unknown_peer" }), 0, "the stranger is refused in the kernel");
+
+    writeFileSync(many.config, JSON.stringify(cfg(818)));
+    many.daemon.child.kill("SIGHUP");
+    const warn = JSON.parse(await many.daemon.waitFor(/"msg":"peer filter not attached/, 10_000)) as { level: number; code: string; err: string };
+    t.equal(warn.level, 40, "logged as a warning");
+    t.equal(warn.code, "E2BIG", `with the reason: ${warn.err}`);
+    await many.daemon.waitFor(/"msg":"peers reloaded"/, 10_000);
+    const after = await strangerSends(51828, 100);
+    t.equal(after.code, 0, "sender ran");
+    await waitUntil(async () => sum(await scrape(lab, many), "udptun_drops_total", { reason: "unknown_peer" }) >= 100, 5000);
+    const m = await scrape(lab, many);
+    t.equal(sum(m, "udptun_drops_total", { ...NET, reason: "unknown_peer" }), 100, "no filter left: the stranger's datagrams reach udptun, unknown_peer");
+    t.equal(sum(m, "udptun_socket_receive_drops_total"), 100, "and no more in the kernel");
+  } finally {
+    t.equal((await stopInstance(many)).code, 0, "stopped cleanly");
+  }
 });
 
 t.test("Prometheus scrapes both instances: pool series and packet counters", async (t) => {
@@ -131,7 +203,7 @@ t.test("Prometheus scrapes both instances: pool series and packet counters", asy
     }
   }
   // The stranger's datagrams were counted just before: wait for a scrape that saw them.
-  const strangerDrops = `udptun_drops_total{instance="${targets[0]}", reason="unknown_peer"} >= 500`;
+  const strangerDrops = `udptun_socket_receive_drops_total{instance="${targets[0]}"} >= 500`;
   await waitUntil(async () => (await query(lab, prom, strangerDrops)).length === 1, 10_000);
   t.pass("the stranger's drops are visible in Prometheus");
 });
@@ -151,8 +223,41 @@ t.test("an IPv6 underlay: dual-stack listen, IPv6 peer endpoints", async (t) => 
     const m = await scrape(lab, a6);
     t.ok(sum(m, "udptun_packets_total", { path: "network_to_device", peer: "other" }) >= 3, "replies came back from the IPv6 endpoint");
     t.equal(sum(m, "udptun_drops_total", { reason: "unknown_peer" }), 0, "v6 source matched the configured endpoint exactly");
+    t.equal(sum(m, "udptun_socket_receive_drops_total"), 0, "and the peer filter of the dual-stack socket let every one in");
+    t.match(a6.daemon.output(), /"msg":"peer filter admits 1 endpoint\(s\)"/, "the filter admits the IPv6 endpoint");
   } finally {
     for (const inst of [a6, b6]) t.equal((await stopInstance(inst)).code, 0, `${inst.host.ns} udptun6 stopped cleanly`);
+  }
+});
+
+t.test("a peer given by name: the filter admits nothing until the name resolves, then the peer", async (t) => {
+  // ip netns exec bind-mounts /etc/netns/<ns>/hosts over /etc/hosts: the name exists in A's namespace only.
+  const dir = `/etc/netns/${hostA.ns}`;
+  const hadNetnsDir = existsSync("/etc/netns");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}/hosts`, `127.0.0.1 localhost\n${hostB.ip4} peer-b.test\n`);
+  const cfg = (self: Host, n: number, m: number, endpoint: string) => ({
+    device: { name: "udptun7", address: [`10.79.0.${n}/24`], mtu: 1420 },
+    listen: "0.0.0.0:51827",
+    peers: [{ name: "other", endpoint, allowedIps: [`10.79.0.${m}/32`] }],
+    metrics: { listen: `${self.ip4}:9471` },
+  });
+  const started: Instance[] = [];
+  try {
+    const an = await startInstance(lab, hostA, "a-named", cfg(hostA, 1, 2, "peer-b.test:51827"));
+    started.push(an);
+    started.push(await startInstance(lab, hostB, "b-named", cfg(hostB, 2, 1, `${hostA.ip4}:51827`)));
+    await an.daemon.waitFor(/"msg":"peer filter admits 1 endpoint\(s\)"/, 10_000);
+    const lines = an.daemon.output().split("\n").filter((l) => /peer filter admits|peer endpoint resolved/.test(l)).map((l) => JSON.parse(l) as { msg: string; unresolved?: string[]; endpoint?: string });
+    t.same(lines.map((l) => l.msg), ["peer filter admits 0 endpoint(s)", "peer endpoint resolved", "peer filter admits 1 endpoint(s)"],
+      "nothing admitted at start, the peer once its name resolved");
+    t.same(lines[0].unresolved, ["other"], "the first line names the unresolved peer");
+    t.equal(lines[1].endpoint, `${hostB.ip4}:51827`, "resolved through the namespace's hosts file");
+    t.equal((await ping(hostA, "10.79.0.2")).code, 0, "the peer's replies get through the filter");
+  } finally {
+    for (const inst of started) t.equal((await stopInstance(inst)).code, 0, `${inst.host.ns} udptun7 stopped cleanly`);
+    rmSync(dir, { recursive: true, force: true });
+    if (!hadNetnsDir) try { rmdirSync("/etc/netns"); } catch { /* someone else's are there now */ }
   }
 });
 

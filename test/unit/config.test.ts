@@ -119,6 +119,7 @@ t.test("defaults when optional sections are missing", (t) => {
   t.equal(c.socket.receiveBuffer, DEFAULTS.receiveBuffer);
   t.equal(c.socket.sendBuffer, DEFAULTS.sendBuffer);
   t.equal(c.socket.receiveBuffer, 4 * 1024 * 1024, "4 MiB");
+  t.equal(c.socket.peerFilter, true, "the peer filter is on unless turned off");
   t.equal(c.pools.deviceCapacity, DEFAULTS.poolCapacity);
   t.equal(c.pools.networkCapacity, DEFAULTS.poolCapacity);
   t.equal(c.peers[0].allowedIps.length, 1, "a single allowed IP string is a one-element list");
@@ -128,17 +129,18 @@ t.test("defaults when optional sections are missing", (t) => {
   t.equal(`${e.metrics.host}:${e.metrics.port}`, DEFAULTS.metricsListen);
   t.equal(e.log.level, DEFAULTS.logLevel);
   t.equal(e.socket.sendBuffer, DEFAULTS.sendBuffer);
+  t.equal(e.socket.peerFilter, DEFAULTS.peerFilter);
   t.equal(e.pools.networkCapacity, DEFAULTS.poolCapacity);
 
   // And values given replace them.
   const g = validateConfig({
     ...minimal(),
-    socket: { receiveBuffer: 8192, sendBuffer: 4096 },
+    socket: { receiveBuffer: 8192, sendBuffer: 4096, peerFilter: false },
     pools: { deviceCapacity: 128, networkCapacity: 65536 },
     log: { level: "trace" },
     metrics: { listen: "[::1]:9000" },
   });
-  t.same(g.socket, { receiveBuffer: 8192, sendBuffer: 4096 });
+  t.same(g.socket, { receiveBuffer: 8192, sendBuffer: 4096, peerFilter: false });
   t.same(g.pools, { deviceCapacity: 128, networkCapacity: 65536 });
   t.equal(g.log.level, "trace");
   t.same(g.metrics, { host: "::1", port: 9000 });
@@ -353,6 +355,9 @@ t.test("errors name the field and the bad value", (t) => {
     rejects(t, { ...a(), log: { level: "INFO" } }, "log.level", '"INFO"');
     rejects(t, { ...a(), socket: { receiveBuffer: 100 } }, "socket.receiveBuffer", "100");
     rejects(t, { ...a(), socket: { sendBuffer: 2 ** 31 } }, "socket.sendBuffer", String(2 ** 31));
+    rejects(t, { ...a(), socket: { peerFilter: "yes" } }, "socket.peerFilter", '"yes"');
+    rejects(t, { ...a(), socket: { peerFilter: 1 } }, "socket.peerFilter", "1");
+    rejects(t, { ...a(), socket: { peerFilter: null } }, "socket.peerFilter", "null");
     rejects(t, { ...a(), pools: { deviceCapacity: 127 } }, "pools.deviceCapacity", "127");
     rejects(t, { ...a(), pools: { networkCapacity: 65537 } }, "pools.networkCapacity", "65537");
     t.end();
