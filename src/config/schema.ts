@@ -39,6 +39,10 @@ export interface Config {
     readonly tun: boolean;
     /** Join received TCP segments of a flow into one TUN write (needs `tun`). */
     readonly coalesce: boolean;
+    /** Join received UDP datagrams of a flow into one USO write too (needs `coalesce`). Off by
+     * default: the receiving socket then gets each run at once, and an application that reads
+     * slowly (iperf3 at 2 Gbit/s) loses more to its receive buffer; measured in bench/. */
+    readonly coalesceUdp: boolean;
   };
   /** Forwarding threads: 1 runs on the main thread as ever; N > 1 runs N worker threads,
    * each with its own TUN queue, SO_REUSEPORT socket and pools. */

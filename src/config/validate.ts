@@ -146,12 +146,13 @@ export function validateConfig(raw: unknown): Config {
     networkCapacity: po.networkCapacity === undefined ? DEFAULTS.poolCapacity : integer(po.networkCapacity, "pools.networkCapacity", 128, 1 << 16),
   };
 
-  const of = top.offloads === undefined ? {} : object(top.offloads, "offloads", ["udpGso", "udpGro", "tun", "coalesce"]);
+  const of = top.offloads === undefined ? {} : object(top.offloads, "offloads", ["udpGso", "udpGro", "tun", "coalesce", "coalesceUdp"]);
   const offloads = {
     udpGso: of.udpGso === undefined || boolean(of.udpGso, "offloads.udpGso"),
     udpGro: of.udpGro === undefined || boolean(of.udpGro, "offloads.udpGro"),
     tun: of.tun === undefined || boolean(of.tun, "offloads.tun"),
     coalesce: of.coalesce === undefined || boolean(of.coalesce, "offloads.coalesce"),
+    coalesceUdp: of.coalesceUdp !== undefined && boolean(of.coalesceUdp, "offloads.coalesceUdp"),
   };
 
   const workers = top.workers === undefined ? DEFAULTS.workers : integer(top.workers, "workers", 1, MAX_WORKERS);

@@ -123,7 +123,7 @@ export class Forwarder {
     this.networkOffloads = {
       gro: (udp & UDP_GRO) !== 0,
       tun: tun.vnet,
-      join: tun.vnet && want.coalesce ? JOIN_TCP | (uso ? JOIN_UDP : 0) : 0,
+      join: tun.vnet && want.coalesce ? JOIN_TCP | (uso && want.coalesceUdp ? JOIN_UDP : 0) : 0,
     };
     log.info(offloadSummary(want, tun, this.deviceOffloads, this.networkOffloads), "offloads");
 

@@ -120,6 +120,10 @@ t.test("defaults when optional sections are missing", (t) => {
   t.equal(c.socket.sendBuffer, DEFAULTS.sendBuffer);
   t.equal(c.socket.receiveBuffer, 4 * 1024 * 1024, "4 MiB");
   t.equal(c.socket.peerFilter, true, "the peer filter is on unless turned off");
+  t.same(c.offloads, { udpGso: true, udpGro: true, tun: true, coalesce: true, coalesceUdp: false },
+    "every offload on where the kernel takes it, UDP joining off");
+  t.same(validateConfig({ ...minimal(), offloads: { tun: false, coalesceUdp: true } }).offloads,
+    { udpGso: true, udpGro: true, tun: false, coalesce: true, coalesceUdp: true }, "each switch on its own");
   t.equal(c.pools.deviceCapacity, DEFAULTS.poolCapacity);
   t.equal(c.pools.networkCapacity, DEFAULTS.poolCapacity);
   t.equal(c.peers[0].allowedIps.length, 1, "a single allowed IP string is a one-element list");
@@ -360,6 +364,17 @@ t.test("errors name the field and the bad value", (t) => {
     rejects(t, { ...a(), socket: { peerFilter: null } }, "socket.peerFilter", "null");
     rejects(t, { ...a(), pools: { deviceCapacity: 127 } }, "pools.deviceCapacity", "127");
     rejects(t, { ...a(), pools: { networkCapacity: 65537 } }, "pools.networkCapacity", "65537");
+    t.end();
+  });
+
+  t.test("offloads", (t) => {
+    rejects(t, { ...a(), offloads: { udpGso: "on" } }, "offloads.udpGso", '"on"');
+    rejects(t, { ...a(), offloads: { udpGro: 0 } }, "offloads.udpGro", "0");
+    rejects(t, { ...a(), offloads: { tun: null } }, "offloads.tun", "null");
+    rejects(t, { ...a(), offloads: { coalesce: "false" } }, "offloads.coalesce", '"false"');
+    rejects(t, { ...a(), offloads: { coalesceUdp: 1 } }, "offloads.coalesceUdp", "1");
+    rejects(t, { ...a(), offloads: { gso: true } }, "offloads.gso", "unknown field");
+    rejects(t, { ...a(), offloads: true }, "offloads", "true");
     t.end();
   });
 
