@@ -45,24 +45,23 @@ const groDatagram = new Uint8Array(datagram.length * SEGS);
 for (let k = 0; k < SEGS; k++) groDatagram.set(datagram, k * datagram.length);
 
 let budget = 0; // packets the fake kernel still has to hand over
+
+/** Copies `unit` (holding `per` packets) into up to `count` buffers while the budget lasts;
+ * each buffer filled is passed to `also`. Returns how many were filled. */
+function handOver(slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, unit: Uint8Array, per: number, also?: (i: number) => void): number {
+  const n = Math.min(count, Math.ceil(budget / per));
+  for (let i = 0; i < n; i++) {
+    slab.set(unit, offs[i]);
+    lens[i] = unit.length;
+    also?.(i);
+  }
+  budget -= n * per;
+  return n;
+}
+
 const io: PacketIo = {
   tunRead(_fd, slab, offs, lens, count) {
-    if (offloaded) {
-      const n = Math.min(count, Math.ceil(budget / SEGS));
-      for (let i = 0; i < n; i++) {
-        slab.set(superPacket, offs[i]);
-        lens[i] = superPacket.length;
-      }
-      budget -= n * SEGS;
-      return n;
-    }
-    const n = Math.min(count, budget);
-    for (let i = 0; i < n; i++) {
-      slab.set(outbound, offs[i]);
-      lens[i] = outbound.length;
-    }
-    budget -= n;
-    return n;
+    return offloaded ? handOver(slab, offs, lens, count, superPacket, SEGS) : handOver(slab, offs, lens, count, outbound, 1);
   },
   udpSend(_fd, _v6, _slab, _offs, _lens, count, _dst, status) {
     status.fill(0, 0, count);
@@ -77,25 +76,12 @@ const io: PacketIo = {
     return count;
   },
   udpRecv(_fd, slab, offs, lens, count, sources, segs) {
-    if (segs) {
-      const n = Math.min(count, Math.ceil(budget / SEGS));
-      for (let i = 0; i < n; i++) {
-        slab.set(groDatagram, offs[i]);
-        lens[i] = groDatagram.length;
-        segs[i] = datagram.length;
-        sources.set(peerEndpoint, i * ENDPOINT_BYTES);
-      }
-      budget -= n * SEGS;
-      return n;
-    }
-    const n = Math.min(count, budget);
-    for (let i = 0; i < n; i++) {
-      slab.set(datagram, offs[i]);
-      lens[i] = datagram.length;
-      sources.set(peerEndpoint, i * ENDPOINT_BYTES);
-    }
-    budget -= n;
-    return n;
+    const from = (i: number) => sources.set(peerEndpoint, i * ENDPOINT_BYTES);
+    if (!segs) return handOver(slab, offs, lens, count, datagram, 1, from);
+    return handOver(slab, offs, lens, count, groDatagram, SEGS, (i) => {
+      segs[i] = datagram.length;
+      from(i);
+    });
   },
   tunWrite(_fd, _slab, _offs, _lens, count, status) {
     status.fill(0, 0, count);

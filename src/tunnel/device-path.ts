@@ -197,15 +197,8 @@ export class DevicePath {
     for (let i = 0; i < done; i++) {
       if (this.sendStatus[i] === 0) {
         this.sends++;
-        const len = this.sendLens[i] - HEADER_LEN;
-        const peer = this.sendPeers[i]!;
-        peer.txPackets++;
-        peer.txBytes += len;
-        this.packets++;
-        this.bytes += len;
-        this.sendBufs[i]!.release();
-        this.sendBufs[i] = null;
-        this.sendPeers[i] = null;
+        this.count(i, 1, this.sendLens[i] - HEADER_LEN);
+        this.finish(i);
       } else {
         this.lastSendErrno = -this.sendStatus[i];
         this.drop(i, Drop.SendError);
@@ -228,16 +221,8 @@ export class DevicePath {
     for (let i = 0; i < counted; i++) {
       const segs = this.sendStatus[i];
       if (segs > 0) {
-        const peer = this.sendPeers[i]!;
-        peer.txPackets += segs;
-        peer.txBytes += this.sendBytes[i];
-        this.packets += segs;
-        this.bytes += this.sendBytes[i];
-        if (i < done) {
-          this.sendBufs[i]!.release();
-          this.sendBufs[i] = null;
-          this.sendPeers[i] = null;
-        }
+        this.count(i, segs, this.sendBytes[i]);
+        if (i < done) this.finish(i);
       } else if (i < done) {
         this.lastSendErrno = -segs;
         this.drop(i, segs === -EBADMSG ? Drop.MalformedIp : Drop.SendError);
@@ -273,6 +258,22 @@ export class DevicePath {
     }
     this.sendCount = rest;
     this.hooks.socketFull(true);
+  }
+
+  /** Counts inner packets and bytes of entry i that the kernel took, for its peer and the path. */
+  private count(i: number, packets: number, bytes: number): void {
+    const peer = this.sendPeers[i]!;
+    peer.txPackets += packets;
+    peer.txBytes += bytes;
+    this.packets += packets;
+    this.bytes += bytes;
+  }
+
+  /** Entry i is sent: its buffer goes back to the pool. */
+  private finish(i: number): void {
+    this.sendBufs[i]!.release();
+    this.sendBufs[i] = null;
+    this.sendPeers[i] = null;
   }
 
   private drop(i: number, reason: number): void {
