@@ -40,7 +40,7 @@ export interface Addon {
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
     destinations: Uint8Array, status: Int32Array, bytes: Int32Array, state: Int32Array, header: Uint8Array, gso: number,
   ): number;
-  /** Writes behind a virtio-net header, joining TCP runs when join is 1 (see coalesce.c). */
+  /** Writes behind a virtio-net header, joining runs of the kinds in join (JOIN_TCP, JOIN_UDP; see coalesce.c). */
   tunWriteOffload(
     fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array, join: number,
     stats: Int32Array,
