@@ -7,6 +7,8 @@
 #   veth          direct over the veth, MTU 1420, TSO/GSO/GRO off (packet-level limit)
 #   wireguard-go  Debian's wireguard-go in each namespace (encrypts)
 #   ceiling-c     bench/ceiling/fwd.c: udptun's plain batched loop in C, no JS
+#   ceiling-c-offload  bench/ceiling/fwd-offload.c: udptun's offload path (the addon's
+#                 own split/send and join/write code) in a C loop, no JS
 #   udptun        the project's forwarder (dist/src/cli.js), once per --udptun-variant
 #   veth-tso      (not in the default set) veth at MTU 1500 with offloads on
 #
@@ -22,11 +24,16 @@ ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [options]
-  --only LIST            scenarios, comma-separated (default: veth,wireguard-go,ceiling-c,udptun)
-                         available: veth veth-tso wireguard-go ceiling-c udptun
+  --only LIST            scenarios, comma-separated (default:
+                         veth,wireguard-go,ceiling-c,ceiling-c-offload,udptun)
+                         available: veth veth-tso wireguard-go ceiling-c ceiling-c-offload udptun
   --runs N               runs per test (default 3)
   --time S               iperf3 -t seconds (default 5)
   --udp-rates LIST       UDP offered rates, 0 = flood (default 500M,1G,2G,4G,0)
+  --udp-window SIZE      iperf3 -w for UDP tests, every scenario alike (default 2M; the
+                         kernel doubles it, to rmem_max's 4 MiB here). "default" leaves
+                         iperf3's own (212992 bytes here, net.core.rmem_default): too small
+                         for a tunnel that hands datagrams over in bursts (see README)
   --tests LIST           restrict to test kinds: tcp4,tcp6,udp4
   --dirs LIST            fwd (A->B), rev (B->A, iperf3 -R); default fwd,rev
   --full                 also tcp6 and fixed UDP rates on veth / ceiling-c
@@ -59,10 +66,11 @@ usage: bench/run.sh [options]
 EOF
 }
 
-ONLY=veth,wireguard-go,ceiling-c,udptun
+ONLY=veth,wireguard-go,ceiling-c,ceiling-c-offload,udptun
 RUNS=3
 TIME=5
 UDP_RATES="500M 1G 2G 4G 0"
+UDP_WINDOW=2M
 TESTS_FILTER=
 DIRS="fwd rev"
 FULL=0
@@ -91,6 +99,7 @@ while [[ $# -gt 0 ]]; do
     --runs) need_arg "$@"; RUNS=$2; shift 2 ;;
     --time) need_arg "$@"; TIME=$2; shift 2 ;;
     --udp-rates) need_arg "$@"; UDP_RATES=${2//,/ }; shift 2 ;;
+    --udp-window) need_arg "$@"; UDP_WINDOW=$2; shift 2 ;;
     --tests) need_arg "$@"; TESTS_FILTER=$2; shift 2 ;;
     --dirs) need_arg "$@"; DIRS=${2//,/ }; shift 2 ;;
     --full) FULL=1; shift ;;
@@ -117,6 +126,7 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $TIME =~ ^[1-9][0-9]*$ ]] || die "--time must be a positive integer (seconds)"
 [[ $PREFIX =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "--prefix: 1-10 chars [a-z0-9], starting with a letter"
+[[ $UDP_WINDOW == default || $UDP_WINDOW =~ ^[0-9]+[KMG]?$ ]] || die "--udp-window: a size such as 2M, or default"
 for r in $UDP_RATES; do [[ $r =~ ^[0-9.]+[kKmMgG]?$ ]] || die "bad UDP rate $r"; done
 for d in $DIRS; do [[ $d == fwd || $d == rev ]] || die "bad direction $d"; done
 [[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "--wait-quiet wants seconds"
@@ -156,7 +166,7 @@ fi
 # ------------------------------------------------------------ scenarios
 IFS=, read -r -a SCEN <<<"$ONLY"
 for s in "${SCEN[@]}"; do
-  case $s in veth | veth-tso | wireguard-go | ceiling-c | udptun) ;; *) die "unknown scenario $s" ;; esac
+  case $s in veth | veth-tso | wireguard-go | ceiling-c | ceiling-c-offload | udptun) ;; *) die "unknown scenario $s" ;; esac
 done
 has_scen() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -194,7 +204,7 @@ fi
 missing=()
 for c in ip iperf3 ethtool ping timeout nsenter; do command -v "$c" >/dev/null || missing+=("$c"); done
 has_scen wireguard-go && for c in wireguard-go wg; do command -v "$c" >/dev/null || missing+=("$c"); done
-has_scen ceiling-c && { command -v cc >/dev/null || missing+=(cc); }
+{ has_scen ceiling-c || has_scen ceiling-c-offload; } && { command -v cc >/dev/null || missing+=(cc); }
 has_scen udptun && { command -v curl >/dev/null || missing+=(curl); }
 if [[ ${#missing[@]} -gt 0 ]]; then
   die "missing tools: ${missing[*]} (apt-get install iperf3 ethtool iputils-ping curl wireguard-go wireguard-tools gcc, or use --install-deps)"
@@ -245,10 +255,10 @@ variant_args=()
 for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
 has_scen udptun || variant_args=()
 RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDPTUN_NODE" -e '
-  const [started, runs, time, rates, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
+  const [started, runs, time, rates, window, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
   const variants = [];
   for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
-  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), dirs: dirs.split(" "),
+  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), udp_window: window, dirs: dirs.split(" "),
     prefix, scenarios: only.split(","), underlay_offloads: underlay, full: full === "1",
     pin_iperf: pin || null, iperf_extra_args: extra || null,
     retry_noisy: +process.env.RETRY_NOISY, quiet_wait_s: +process.env.QUIET_WAIT,
@@ -258,7 +268,7 @@ RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDP
       tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
     udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants };
   console.log(JSON.stringify(meta, null, 2));' \
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$UDP_WINDOW" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
   "$FULL" "$PIN_IPERF" "$IPERF_EXTRA" "$UDPTUN_NODE" "${variant_args[@]}" >"$RUN_DIR/meta.json" || die "cannot write meta.json"
 
 # is anything else using the machine? (results on a shared 2-core box are only
@@ -287,6 +297,7 @@ for s in "${SCEN[@]}"; do
     veth-tso) scenario_veth_tso || failed+=(veth-tso) ;;
     wireguard-go) scenario_wireguard_go || failed+=(wireguard-go) ;;
     ceiling-c) scenario_ceiling_c || failed+=(ceiling-c) ;;
+    ceiling-c-offload) scenario_ceiling_c offload || failed+=(ceiling-c:offloads) ;;
     udptun)
       for i in "${!UDPTUN_LABELS[@]}"; do
         scenario_udptun "${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}" || failed+=("${UDPTUN_LABELS[$i]}")

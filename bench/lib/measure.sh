@@ -150,6 +150,8 @@ measure_one() {
   if [[ $proto == udp ]]; then
     if [[ $fam == 4 ]]; then udp_len=$((SC_MTU - 28)); else udp_len=$((SC_MTU - 48)); fi
     args+=(-u -b "$rate" -l "$udp_len")
+    # --udp-window: both iperf3 sockets' buffers (the server's is the one that overflows)
+    [[ ${UDP_WINDOW:-default} != default ]] && args+=(-w "$UDP_WINDOW")
   fi
   [[ $dir == rev ]] && args+=(-R)
   # --pin-iperf: client on CPU PIN_CLIENT, server on CPU PIN_SERVER

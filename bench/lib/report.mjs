@@ -249,7 +249,10 @@ function aggregate(analysed) {
     const g = r.goodput_gbps?.median;
     const v = find('veth', r.spec, r.dir);
     const w = find('wireguard-go', r.spec, r.dir);
-    const c = find('ceiling-c', r.spec, r.dir);
+    // Each udptun row against the C loop that makes the same kernel calls: every offload
+    // on against ceiling-c:offloads, all off against ceiling-c (partial variants have none).
+    const ceiling = r.kind !== 'udptun' ? null : r.label === 'udptun' ? 'ceiling-c:offloads' : r.label === 'udptun:no-offloads' ? 'ceiling-c' : null;
+    const c = ceiling && find(ceiling, r.spec, r.dir);
     const fixedRate = r.proto === 'udp' && r.offered_bps;
     r.x_veth = !fixedRate && v && g && v.goodput_gbps?.median ? g / v.goodput_gbps.median : null;
     r.x_wireguard_go = w && g && w.goodput_gbps?.median ? g / w.goodput_gbps.median : null;
@@ -271,7 +274,7 @@ function table(rows, meta, mach) {
   const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'kthreads%', 'other%', 'loss%', 'retr'];
   const lines = [];
   lines.push(
-    `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  ` +
+    `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  udp -w ${meta.udp_window ?? 'default'}  ` +
       `${mach.nproc} cores, ${mach.cpu_model}, kernel ${mach.kernel}`,
   );
   let cur = '';
@@ -443,7 +446,7 @@ function svg(rows, meta, mach) {
     .map((l, i) => `<rect x="${70 + i * 150}" y="${legendY}" width="12" height="12" fill="${colors[l]}"/><text x="${88 + i * 150}" y="${legendY + 11}" font-size="12">${esc(l)}</text>`)
     .join('\n');
   total += 40;
-  const head = `udptun bench ${meta.started ?? ''}: runs=${meta.runs}, iperf3 -t ${meta.time}; ${mach.nproc} cores ${mach.cpu_model}, kernel ${mach.kernel}`;
+  const head = `udptun bench ${meta.started ?? ''}: runs=${meta.runs}, iperf3 -t ${meta.time}, UDP -w ${meta.udp_window ?? 'default'}; ${mach.nproc} cores ${mach.cpu_model}, kernel ${mach.kernel}`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,

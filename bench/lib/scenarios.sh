@@ -257,17 +257,29 @@ scenario_udptun() {
 }
 
 # ---------------------------------------------------------------- ceiling-c
-# bench/ceiling/fwd.c, built at bench time: the plain batched loop in C.
+# Built at bench time. ceiling-c: bench/ceiling/fwd.c, the plain batched loop in C.
+# ceiling-c-offload (label ceiling-c:offloads): bench/ceiling/fwd-offload.c, udptun's offload
+# path with no JS (it links the addon's own split/send and join/write code).
 scenario_ceiling_c() {
+  local variant=${1:-plain}
   sc_reset
-  SC_LABEL=ceiling-c; SC_KIND=ceiling-c; SC_SPECS=$(scenario_specs ceiling-c)
+  SC_KIND=ceiling-c; SC_SPECS=$(scenario_specs ceiling-c)
   SC_DEV=ctun0
-  local bin="$RUN_DIR/bin/fwd"
+  local bin src desc
   mkdir -p "$RUN_DIR/bin"
-  if ! cc -O2 -Wall -o "$bin" "$BENCH_DIR/ceiling/fwd.c" 2>"$RUN_DIR/bin/cc.log"; then
+  if [[ $variant == offload ]]; then
+    SC_LABEL=ceiling-c:offloads; bin="$RUN_DIR/bin/fwd-offload"
+    src=("$BENCH_DIR/ceiling/fwd-offload.c" "$ROOT_DIR"/src/native/{segment,coalesce,endpoint}.c -I "$ROOT_DIR/src/native")
+    desc="C loop with udptun's offload code (TUN TSO/USO + split + UDP GSO; UDP GRO + join), no JS"
+  else
+    SC_LABEL=ceiling-c; bin="$RUN_DIR/bin/fwd"
+    src=("$BENCH_DIR/ceiling/fwd.c")
+    desc="C batched TUN<->UDP loop (read..EAGAIN + sendmmsg; recvmmsg + write)"
+  fi
+  if ! cc -O2 -Wall -o "$bin" "${src[@]}" 2>"$RUN_DIR/bin/cc.log"; then
     slog "  cc failed: $(cat "$RUN_DIR/bin/cc.log")"; return 1
   fi
-  slog "== ceiling-c: C batched TUN<->UDP loop (read..EAGAIN + sendmmsg; recvmmsg + write), MTU $INNER_MTU"
+  slog "== $SC_LABEL: $desc, MTU $INNER_MTU"
   topo_create "$PREFIX" || return 1
   tunnel_underlay || { finish_scenario 1; return 1; }
   SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
@@ -277,7 +289,7 @@ scenario_ceiling_c() {
   local side ns
   for side in a b; do
     ns=${nsof[$side]}
-    TOPO_BG_LOG="$RUN_DIR/ceiling-c.$side.log" topo_bg "$ns" "$bin" -i "$SC_DEV" \
+    TOPO_BG_LOG="$RUN_DIR/$SC_LABEL.$side.log" topo_bg "$ns" "$bin" -i "$SC_DEV" \
       -l "${under[$side]}:51820" -p "${under[${other[$side]}]}:51820"
     pid[$side]=$TOPO_LAST_PID
   done
@@ -285,7 +297,7 @@ scenario_ceiling_c() {
   for side in a b; do
     ns=${nsof[$side]}
     if ! wait_dev "$ns" "$SC_DEV" 10; then
-      slog "  fwd did not create $SC_DEV in $ns: $(tail -n 5 "$RUN_DIR/ceiling-c.$side.log")"
+      slog "  fwd did not create $SC_DEV in $ns: $(tail -n 5 "$RUN_DIR/$SC_LABEL.$side.log")"
       finish_scenario 1; return 1
     fi
     ip -n "$ns" addr add "${addr4[$side]}/24" dev "$SC_DEV"

@@ -17,6 +17,9 @@ export interface Config {
     readonly name: string;
     readonly addresses: readonly Prefix[];
     readonly mtu: number;
+    /** The created device's txqueuelen: packets the kernel holds for our reads while the
+     * forwarder is not running (the TUN default, 500, overflows under bursts; see bench/). */
+    readonly txQueueLen: number;
   };
   readonly listen: HostPort & { readonly ip: IpAddress };
   readonly peers: readonly PeerConfig[];
@@ -51,6 +54,7 @@ export interface Config {
 
 export const DEFAULTS = {
   mtu: 1420,
+  txQueueLen: 4000,
   listen: "0.0.0.0:51820",
   metricsListen: "127.0.0.1:9464",
   logLevel: "info" as LogLevel,

@@ -81,7 +81,7 @@ function deviceName(v: unknown, field: string): string {
 export function validateConfig(raw: unknown): Config {
   const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools", "offloads", "workers"]);
 
-  const dev = object(top.device, "device", ["name", "address", "mtu"]);
+  const dev = object(top.device, "device", ["name", "address", "mtu", "txQueueLen"]);
   const addresses = stringList(dev.address, "device.address").map((a, i) => {
     const p = prefix(a, `device.address[${i}]`);
     if (!a.includes("/")) throw new ConfigError(`device.address[${i}]`, `${show(a)} needs a prefix length (e.g. 10.77.0.1/24)`);
@@ -91,7 +91,8 @@ export function validateConfig(raw: unknown): Config {
   if (mtu < 1280 && addresses.some((a) => a.family === 6)) {
     throw new ConfigError("device.mtu", `${mtu} is below 1280, the IPv6 minimum, and device.address has an IPv6 address`);
   }
-  const device = { name: deviceName(dev.name, "device.name"), addresses, mtu };
+  const txQueueLen = dev.txQueueLen === undefined ? DEFAULTS.txQueueLen : integer(dev.txQueueLen, "device.txQueueLen", 1, 1_000_000);
+  const device = { name: deviceName(dev.name, "device.name"), addresses, mtu, txQueueLen };
 
   const listenRaw = top.listen ?? DEFAULTS.listen;
   const listenHp = hostPort(listenRaw, "listen");

@@ -3,24 +3,11 @@
 #ifndef UDPTUN_ADDON_H
 #define UDPTUN_ADDON_H
 
-#include <errno.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
 #include <node_api.h>
-
-/* Endpoint encoding shared with src/native/endpoint.ts:
- * [0] family (4 or 6), [1] 0, [2..3] port (big endian), [4..19] address (IPv4 in 4..7). */
-#define ENDPOINT_BYTES 20
+#include "core.h"
 
 /* tunOpen flags. Bit 1 is kept for a multi-queue device. */
 #define TUN_OPEN_VNET 2
-
-/* Longest tunnel header the addon writes in front of an inner packet. */
-#define HEADER_ROOM_MAX 32
-
-/* A batch never exceeds this many packets; JS sizes its batch arrays to it. */
-#define MAX_BATCH 256
 
 #define CHECK(call)                                                         \
   do {                                                                      \
@@ -30,11 +17,6 @@
     }                                                                       \
   } while (0)
 
-struct sockaddr_storage;
-/* Endpoint bytes -> sockaddr for a socket of the given family (IPv4 goes v4-mapped on a
- * dual-stack IPv6 socket). Returns the sockaddr length, or 0 if it cannot be expressed. */
-unsigned endpoint_to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss);
-
 napi_value throw_errno(napi_env env, int err, const char *what);
 int arg_int32(napi_env env, napi_value v, int32_t *out);
 /* Byte view of a Buffer/Uint8Array (or any typed array): pointer and length in bytes. */
@@ -42,18 +24,6 @@ int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len);
 /* Int32Array view: pointer and element count. */
 int arg_i32s(napi_env env, napi_value v, int32_t **data, size_t *len);
 napi_value make_int32(napi_env env, int32_t v);
-
-/* One batch over a pooled slab: packet i lives at slab[offs[i] .. offs[i] + lens[i]). */
-typedef struct {
-  uint8_t *slab;
-  size_t slab_len;
-  int32_t *offs;
-  int32_t *lens;
-  uint32_t count;
-} batch_t;
-
-/* A TUN write batch may hold every segment of a batch of GRO datagrams (64 x 64). */
-#define MAX_WRITE_BATCH 4096
 
 /* Reads (slab, offs, lens, count) from argv[first..first+3] and bounds-checks every
  * packet against the slab (lens[i] is the capacity on reads, the length on writes).

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "udptun",
-      "sources": ["udptun.c", "poll.c", "tun.c", "udp.c", "filter.c", "segment.c", "coalesce.c"],
+      "sources": ["udptun.c", "poll.c", "tun.c", "udp.c", "filter.c", "segment.c", "coalesce.c", "offload.c", "endpoint.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]
     }

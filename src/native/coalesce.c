@@ -19,16 +19,13 @@
 #endif
 #include <netinet/in.h>
 #include <sys/uio.h>
-#include "addon.h"
+#include "core.h"
 #include "csum.h"
 
 #define JOIN_MAX_SEGS 64
 #define JOIN_MAX_LEN 65535 /* IPv4 total length, IPv6 payload length */
 #define TCP_ACK 0x10
 #define TCP_PSH 0x08
-
-#define JOIN_TCP 1
-#define JOIN_UDP 2
 
 typedef struct {
   const uint8_t *ip;
@@ -111,7 +108,7 @@ static ssize_t write_all(int fd, struct iovec *v, int n) {
 /* Writes segs[0..n) as one super-packet: the first's headers with the lengths, flags and
  * checksums of the whole, then every payload. The kernel splits it again (TSO/USO) where
  * it must; a local TCP socket takes it whole. */
-static ssize_t write_joined(int fd, const segment_t *segs, uint32_t n, uint32_t total) {
+static ssize_t write_run(int fd, const segment_t *segs, uint32_t n, uint32_t total) {
   const segment_t *f = &segs[0];
   struct virtio_net_hdr vh = {0};
   uint8_t *ip = head + sizeof vh;
@@ -150,31 +147,18 @@ static ssize_t write_joined(int fd, const segment_t *segs, uint32_t n, uint32_t 
 
 static __thread segment_t run[JOIN_MAX_SEGS];
 
-/* tunWriteOffload(fd, slab, offs, lens, count, status, join, stats) -> packets written.
- * For a TUN device with a virtio-net header: each packet goes out behind a header, joined
- * with its neighbours when they qualify and join allows (bits: 1 TCP, 2 UDP). status[i]
- * is 0 or -errno; stats[0] is set to the number of write calls made. */
-napi_value tun_write_offload(napi_env env, napi_callback_info info) {
-  size_t argc = 8, nstatus, nstats;
-  napi_value argv[8];
-  int32_t fd, join, *status, *stats;
-  batch_t b;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 8 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[6], &join))
-    return throw_errno(env, EINVAL, "tunWriteOffload");
-  if (!arg_batch_max(env, argv + 1, &b, MAX_WRITE_BATCH)) return NULL;
-  if (!arg_i32s(env, argv[5], &status, &nstatus) || nstatus < b.count || !arg_i32s(env, argv[7], &stats, &nstats) || nstats < 1)
-    return throw_errno(env, EINVAL, "tunWriteOffload status/stats");
+/* See core.h; the argument contract is tunWriteOffload's (offload.c). */
+int32_t write_joined(int fd, const batch_t *b, int32_t *status, int join, int32_t *writes_out) {
   static const struct virtio_net_hdr none = {0};
   int32_t ok = 0, writes = 0;
   uint32_t i = 0;
-  while (i < b.count) {
-    uint8_t *ip = b.slab + b.offs[i];
+  while (i < b->count) {
+    uint8_t *ip = b->slab + b->offs[i];
     uint32_t n = 1, total = 0;
-    if (join && joinable(ip, (uint32_t)b.lens[i], join, &run[0])) {
+    if (join && joinable(ip, (uint32_t)b->lens[i], join, &run[0])) {
       total = run[0].payload;
-      while (i + n < b.count && n < JOIN_MAX_SEGS &&
-             joinable(b.slab + b.offs[i + n], (uint32_t)b.lens[i + n], join, &run[n]) &&
+      while (i + n < b->count && n < JOIN_MAX_SEGS &&
+             joinable(b->slab + b->offs[i + n], (uint32_t)b->lens[i + n], join, &run[n]) &&
              continues(&run[0], &run[n - 1], &run[n], total)) {
         total += run[n].payload;
         n++;
@@ -182,9 +166,9 @@ napi_value tun_write_offload(napi_env env, napi_callback_info info) {
     }
     ssize_t r;
     if (n > 1) {
-      r = write_joined(fd, run, n, total);
+      r = write_run(fd, run, n, total);
     } else {
-      struct iovec v[2] = {{(void *)&none, sizeof none}, {ip, (size_t)b.lens[i]}};
+      struct iovec v[2] = {{(void *)&none, sizeof none}, {ip, (size_t)b->lens[i]}};
       r = write_all(fd, v, 2);
     }
     writes++;
@@ -192,6 +176,6 @@ napi_value tun_write_offload(napi_env env, napi_callback_info info) {
     if (r >= 0) ok += (int32_t)n;
     i += n;
   }
-  stats[0] = writes;
-  return make_int32(env, ok);
+  *writes_out = writes;
+  return ok;
 }

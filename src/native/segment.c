@@ -11,7 +11,7 @@
 #include <linux/virtio_net.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include "addon.h"
+#include "core.h"
 #include "csum.h"
 
 #ifndef UDP_SEGMENT
@@ -232,46 +232,21 @@ static int room(sender_t *s, uint32_t blocks) {
   return !s->stalled;
 }
 
-/* udpSendSegments(fd, v6socket, slab, offs, lens, count, destinations, status, bytes,
- *                 state, header, gso) -> processed
- * Packet i is a virtio-net header and an IP packet at slab[offs[i] .. +lens[i]). On
- * return, for i < processed: status[i] = inner packets sent (> 0) or -errno (-EBADMSG:
- * malformed super-packet), bytes[i] = inner bytes sent. processed < count only when the
- * socket is full: packet `processed` then had state[0] segments sent in all (this call's
- * are in status/bytes); pass state back unchanged to resume. state[1] is set to an errno
- * if the kernel refused UDP GSO (the caller turns it off); state[2] to the sends made
- * (a GSO send of many datagrams counts once, as the kernel's Udp.OutDatagrams does).
- * With gso, a super-packet's segments go out in sends of up to 64, and consecutive whole
- * packets of one size to one destination (a UDP flow, pure ACKs) share a send too. */
-napi_value udp_send_segments(napi_env env, napi_callback_info info) {
-  size_t argc = 12, ndst, nstatus, nbytes, nstate, nhdr;
-  napi_value argv[12];
-  int32_t fd, v6, gso, *status, *bytes, *state;
-  uint8_t *dst, *hdr;
-  batch_t b;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 12 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[1], &v6) || !arg_int32(env, argv[11], &gso))
-    return throw_errno(env, EINVAL, "udpSendSegments");
-  if (!arg_batch(env, argv + 2, &b)) return NULL;
-  if (!arg_bytes(env, argv[6], &dst, &ndst) || ndst < (size_t)b.count * ENDPOINT_BYTES ||
-      !arg_i32s(env, argv[7], &status, &nstatus) || nstatus < b.count ||
-      !arg_i32s(env, argv[8], &bytes, &nbytes) || nbytes < b.count ||
-      !arg_i32s(env, argv[9], &state, &nstate) || nstate < 3 ||
-      !arg_bytes(env, argv[10], &hdr, &nhdr) || nhdr > HEADER_ROOM_MAX)
-    return throw_errno(env, EINVAL, "udpSendSegments arrays");
-
+/* See core.h; the argument contract is udpSendSegments' (offload.c). */
+uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
+                       int32_t *state, const uint8_t *hdr, uint32_t hdrlen, int gso) {
   sender_t s = {.fd = fd, .status = status, .bytes = bytes};
+  const uint32_t hl = hdrlen;
   uint32_t skip = state[0] > 0 ? (uint32_t)state[0] : 0;
-  const uint32_t hl = (uint32_t)nhdr;
-  for (uint32_t i = 0; i < b.count; i++) {
+  for (uint32_t i = 0; i < b->count; i++) {
     bytes[i] = 0;
-    status[i] = parse(b.slab + b.offs[i], (uint32_t)b.lens[i], &parsed[i]);
+    status[i] = parse(b->slab + b->offs[i], (uint32_t)b->lens[i], &parsed[i]);
   }
-  for (uint32_t i = 0; i < b.count && !s.stalled;) {
+  for (uint32_t i = 0; i < b->count && !s.stalled;) {
     superpacket_t *p = &parsed[i];
     struct sockaddr_storage name;
     const uint8_t *ep = dst + (size_t)i * ENDPOINT_BYTES;
-    socklen_t namelen = status[i] ? 0 : endpoint_to_sockaddr(ep, v6, &name);
+    socklen_t namelen = status[i] ? 0 : endpoint_to_sockaddr(ep, v6sock, &name);
     if (namelen == 0) {
       if (!status[i]) status[i] = -EAFNOSUPPORT;
       i++;
@@ -283,7 +258,7 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
        * last may be shorter), while one send can take them. */
       uint32_t size = hl + p->len, n = 1, total = size;
       if (gso) {
-        while (i + n < b.count && n < GSO_MAX_SEGS && status[i + n] == 0 && parsed[i + n].kind == KIND_WHOLE &&
+        while (i + n < b->count && n < GSO_MAX_SEGS && status[i + n] == 0 && parsed[i + n].kind == KIND_WHOLE &&
                hl + parsed[i + n - 1].len == size && hl + parsed[i + n].len <= size &&
                total + hl + parsed[i + n].len <= GSO_MAX_BYTES &&
                memcmp(ep, dst + (size_t)(i + n) * ENDPOINT_BYTES, ENDPOINT_BYTES) == 0) {
@@ -338,11 +313,11 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
   state[2] = (int32_t)s.sends;
   if (!s.stalled) {
     state[0] = 0;
-    return make_int32(env, (int32_t)b.count);
+    return b->count;
   }
   /* The first message not sent belongs to the first unfinished packet. */
   uint32_t first = infos[s.sent].pkt;
   uint32_t before = first == 0 && state[0] > 0 ? (uint32_t)state[0] : 0;
   state[0] = (int32_t)(before + (status[first] > 0 ? (uint32_t)status[first] : 0));
-  return make_int32(env, (int32_t)first);
+  return first;
 }

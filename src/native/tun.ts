@@ -4,7 +4,10 @@ import { readFileSync } from "node:fs";
 import { addon, TUN_OPEN_VNET } from "./addon.ts";
 import { configureLink, linkExists, linkMtu, setLinkUp } from "../system/netdev.ts";
 import { formatPrefix } from "../net/address.ts";
-import type { Prefix } from "../net/address.ts";
+import type { Config } from "../config/schema.ts";
+
+/** The device section of the config: name, and what a created device gets. */
+export type DeviceConfig = Config["device"];
 
 export interface TunDevice {
   readonly fd: number;
@@ -24,16 +27,17 @@ export const TUN_MULTI_QUEUE = 1;
 export const TUN_DETACHED = 4;
 
 /** flags: TUN_MULTI_QUEUE, TUN_DETACHED; offloads asks for the virtio-net header (TUN_OPEN_VNET). */
-export function openTun(name: string, mtu: number, addresses: readonly Prefix[], offloads = false, flags = 0): TunDevice {
-  const existed = linkExists(name);
-  const { fd, name: actual, vnet, offload } = addon.tunOpen(name, flags | (offloads ? TUN_OPEN_VNET : 0));
+export function openTun(dev: DeviceConfig, offloads = false, flags = 0): TunDevice {
+  const existed = linkExists(dev.name);
+  const { fd, name: actual, vnet, offload } = addon.tunOpen(dev.name, flags | (offloads ? TUN_OPEN_VNET : 0));
   try {
     if (existed) {
       setLinkUp(actual);
-      return { fd, name: actual, created: false, mtu: linkMtu(actual) ?? mtu, vnet, offload };
+      return { fd, name: actual, created: false, mtu: linkMtu(actual) ?? dev.mtu, vnet, offload };
     }
-    configureLink(actual, mtu, addresses.map((a) => ({ cidr: formatPrefix(a), family: a.family })));
-    return { fd, name: actual, created: true, mtu, vnet, offload };
+    const addresses = dev.addresses.map((a) => ({ cidr: formatPrefix(a), family: a.family }));
+    configureLink(actual, { mtu: dev.mtu, addresses, txQueueLen: dev.txQueueLen });
+    return { fd, name: actual, created: true, mtu: dev.mtu, vnet, offload };
   } catch (err) {
     addon.close(fd);
     throw err;
@@ -54,12 +58,12 @@ export interface TunQueue {
  * configures) or attaches the device, the rest attach to it. A device udptun created goes
  * away when its last queue closes. On failure every queue opened so far is closed.
  */
-export function openTunQueues(name: string, mtu: number, addresses: readonly Prefix[], count: number, offloads = false): TunQueue[] {
+export function openTunQueues(dev: DeviceConfig, count: number, offloads = false): TunQueue[] {
   const fds: number[] = [];
   // Every queue asks for the same header: the device keeps the flags of the last TUNSETIFF.
   const vnet = offloads ? TUN_OPEN_VNET : 0;
   try {
-    const first = openTun(name, mtu, addresses, offloads, TUN_MULTI_QUEUE);
+    const first = openTun(dev, offloads, TUN_MULTI_QUEUE);
     fds.push(first.fd);
     for (let i = 1; i < count; i++) fds.push(addon.tunOpen(first.name, TUN_MULTI_QUEUE | vnet).fd);
     const queues: TunQueue[] = [];
@@ -72,9 +76,9 @@ export function openTunQueues(name: string, mtu: number, addresses: readonly Pre
   } catch (err) {
     for (const fd of fds) addon.close(fd);
     const e = err as Error & { code?: string };
-    if (e.code === "EINVAL" && fds.length === 0 && isSingleQueueTun(name)) {
-      throw new Error(`TUN device ${name} exists without multi-queue support (workers > 1 attaches two queues per worker to it): ` +
-        `remove it, or create it with \`ip tuntap add dev ${name} mode tun multi_queue\` (${e.message})`);
+    if (e.code === "EINVAL" && fds.length === 0 && isSingleQueueTun(dev.name)) {
+      throw new Error(`TUN device ${dev.name} exists without multi-queue support (workers > 1 attaches two queues per worker to it): ` +
+        `remove it, or create it with \`ip tuntap add dev ${dev.name} mode tun multi_queue\` (${e.message})`);
     }
     throw err;
   }

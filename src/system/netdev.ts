@@ -24,10 +24,19 @@ function ip(args: string[]): void {
   }
 }
 
-/** Sets MTU, adds the addresses (IPv6 without duplicate address detection) and brings it up. */
-export function configureLink(name: string, mtu: number, addresses: { cidr: string; family: 4 | 6 }[]): void {
-  ip(["link", "set", "dev", name, "mtu", String(mtu)]);
-  for (const a of addresses) {
+/** What udptun sets on a device it creates. */
+export interface LinkSettings {
+  readonly mtu: number;
+  readonly addresses: readonly { cidr: string; family: 4 | 6 }[];
+  /** Packets the kernel queues for our reads before it drops (the device's txqueuelen). */
+  readonly txQueueLen: number;
+}
+
+/** Sets MTU and queue length, adds the addresses (IPv6 without duplicate address
+ * detection) and brings it up. */
+export function configureLink(name: string, link: LinkSettings): void {
+  ip(["link", "set", "dev", name, "mtu", String(link.mtu), "txqueuelen", String(link.txQueueLen)]);
+  for (const a of link.addresses) {
     ip(a.family === 6 ? ["-6", "addr", "add", a.cidr, "dev", name, "nodad"] : ["addr", "add", a.cidr, "dev", name]);
   }
   ip(["link", "set", "dev", name, "up"]);

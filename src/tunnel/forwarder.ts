@@ -107,7 +107,7 @@ export class Forwarder {
       this.sock = openUdp(ip, port, config.socket.receiveBuffer, config.socket.sendBuffer);
       try {
         this.startPeerFilter();
-        tun = openTun(config.device.name, config.device.mtu, config.device.addresses, want.tun);
+        tun = openTun(config.device, want.tun);
       } catch (err) {
         closeUdp(this.sock);
         throw err;

@@ -82,7 +82,7 @@ function openAll(config: Config): { tuns: TunQueue[]; socks: UdpSocket[] } {
   const socks: UdpSocket[] = [];
   try {
     for (let i = 0; i < n; i++) socks.push(openUdp(ip, port, receiveBuffer, sendBuffer, true));
-    const tuns = openTunQueues(config.device.name, config.device.mtu, config.device.addresses, n, config.offloads.tun);
+    const tuns = openTunQueues(config.device, n, config.offloads.tun);
     return { tuns, socks };
   } catch (err) {
     for (const s of socks) closeUdp(s);

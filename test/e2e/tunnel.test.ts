@@ -13,6 +13,7 @@ import type { Prometheus } from "./lib/prometheus.ts";
 import { NODE, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
 import type { Instance } from "./lib/udptun.ts";
 import { BATCH, SUPER_BUFFER_SIZE } from "../../src/tunnel/constants.ts";
+import { DEFAULTS } from "../../src/config/schema.ts";
 
 const lab = new Lab();
 let hostA: Host, hostB: Host, stranger: Host;
@@ -39,6 +40,14 @@ t.teardown(async () => {
 
 const ping = (from: Host, to: string, v6 = false) =>
   run(...lab.exec(from, "ping", [...(v6 ? ["-6"] : []), "-c", "3", "-i", "0.2", "-W", "2", to]));
+
+t.test("the created device has the configured MTU and the default queue length", async (t) => {
+  for (const host of [hostA, hostB]) {
+    const link = await must(...lab.exec(host, "ip", ["-o", "link", "show", "dev", "udptun0"]));
+    t.match(link, /mtu 1420 /, `${host.ns}: mtu`);
+    t.match(link, new RegExp(`qlen ${DEFAULTS.txQueueLen}\\b`), `${host.ns}: qlen ${DEFAULTS.txQueueLen}, not the TUN default of 500`);
+  }
+});
 
 t.test("ping crosses the tunnel both ways, IPv4 and IPv6", async (t) => {
   for (const [from, to, v6] of [[hostA, "10.77.0.2", false], [hostB, "10.77.0.1", false], [hostA, "fd77::2", true], [hostB, "fd77::1", true]] as const) {

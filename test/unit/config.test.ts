@@ -110,6 +110,8 @@ t.test("defaults when optional sections are missing", (t) => {
   const c = validateConfig(minimal());
   t.equal(c.device.mtu, DEFAULTS.mtu);
   t.equal(c.device.mtu, 1420, "the documented default MTU");
+  t.equal(c.device.txQueueLen, DEFAULTS.txQueueLen);
+  t.equal(c.device.txQueueLen, 4000, "the documented default queue length (the TUN default is 500)");
   t.equal(c.device.addresses.length, 1, "a single string is a one-element list");
   t.equal(`${c.listen.host}:${c.listen.port}`, DEFAULTS.listen);
   t.equal(c.listen.ip.family, 4);
@@ -171,6 +173,11 @@ t.test("accepted variations", (t) => {
   const m9000 = a();
   m9000.device.mtu = 9000;
   t.equal(validateConfig(m9000).device.mtu, 9000);
+  for (const q of [1, 500, 1_000_000]) {
+    const c = a();
+    c.device.txQueueLen = q;
+    t.equal(validateConfig(c).device.txQueueLen, q, `txQueueLen ${q}`);
+  }
 
   const dual = a();
   dual.listen = "[::]:51820";
@@ -227,6 +234,12 @@ t.test("errors name the field and the bad value", (t) => {
       c.device.address = ["10.77.0.1/24"];
       c.device.mtu = bad;
       rejects(t, c, "device.mtu", JSON.stringify(bad));
+    }
+
+    for (const bad of [0, 1_000_001, 10.5, "4000", -1, null]) {
+      const c = a();
+      c.device.txQueueLen = bad;
+      rejects(t, c, "device.txQueueLen", JSON.stringify(bad));
     }
 
     const lowV6 = a();

@@ -1,0 +1,53 @@
+/* What the addon's plain-C parts share: no N-API here, so the same code also builds into
+ * bench/ceiling/fwd.c (the forwarder with no JS in the loop). */
+#ifndef UDPTUN_CORE_H
+#define UDPTUN_CORE_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Endpoint encoding shared with src/native/endpoint.ts:
+ * [0] family (4 or 6), [1] 0, [2..3] port (big endian), [4..19] address (IPv4 in 4..7). */
+#define ENDPOINT_BYTES 20
+
+/* Longest tunnel header the addon writes in front of an inner packet. */
+#define HEADER_ROOM_MAX 32
+
+/* A batch never exceeds this many packets; JS sizes its batch arrays to it. */
+#define MAX_BATCH 256
+
+/* A TUN write batch may hold every segment of a batch of GRO datagrams (64 x 64). */
+#define MAX_WRITE_BATCH 4096
+
+/* One batch over a pooled slab: packet i lives at slab[offs[i] .. offs[i] + lens[i]). */
+typedef struct {
+  uint8_t *slab;
+  size_t slab_len;
+  int32_t *offs;
+  int32_t *lens;
+  uint32_t count;
+} batch_t;
+
+struct sockaddr_storage;
+/* Endpoint bytes -> sockaddr for a socket of the given family (IPv4 goes v4-mapped on a
+ * dual-stack IPv6 socket). Returns the sockaddr length, or 0 if it cannot be expressed. */
+/* The IPv4-mapped IPv6 prefix ::ffff:0:0/96. */
+extern const uint8_t V4_MAPPED[12];
+unsigned endpoint_to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss);
+
+/* segment.c: split the batch's super-packets (each behind a virtio-net header) and send
+ * them, each segment behind hdr[0..hdrlen), to dst[i] (ENDPOINT_BYTES each). Returns the
+ * packets processed; status, bytes and state as udpSendSegments documents (offload.c). */
+uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
+                       int32_t *state, const uint8_t *hdr, uint32_t hdrlen, int gso);
+
+/* coalesce.c: write the batch's IP packets to a TUN fd with a virtio-net header, joining
+ * runs of one flow (join bits: JOIN_TCP, JOIN_UDP). status[i] = 0 or -errno; *writes =
+ * write calls made. Returns the packets written. */
+#define JOIN_TCP 1
+#define JOIN_UDP 2
+int32_t write_joined(int fd, const batch_t *b, int32_t *status, int join, int32_t *writes);
+
+#endif
