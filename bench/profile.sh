@@ -42,6 +42,10 @@ usage: bench/profile.sh [options]            (root: namespaces, TUN devices, per
   --no-flamegraph  no SVG flame graphs (env PROFILE_FLAMEGRAPH=0)
   --iperf-args "A" extra iperf3 client arguments, e.g. "-R" (B->A) or "-P 4"
                    (env PROFILE_IPERF_ARGS)
+  --udptun-config JSON
+                   config fragment merged into both ends' configs, e.g.
+                   '{"offloads":{"udpGso":false,"udpGro":false,"tun":false}}'
+                   (env PROFILE_UDPTUN_CONFIG; default {})
   --target PCT     the pool's budget in % of samples (default 1; env PROFILE_TARGET_PCT)
   --strict         exit 3 when the pool is over the target (default: exit 0, print FAIL;
                    env PROFILE_STRICT=1)
@@ -59,6 +63,7 @@ NOINLINE=${PROFILE_NOINLINE:-0}
 CPUPROF=${PROFILE_CPUPROF:-0}
 FLAMEGRAPH=${PROFILE_FLAMEGRAPH:-1}
 IPERF_ARGS=${PROFILE_IPERF_ARGS:-}
+UDPTUN_CONFIG=${PROFILE_UDPTUN_CONFIG:-'{}'}
 TARGET=${PROFILE_TARGET_PCT:-1}
 STRICT=${PROFILE_STRICT:-0}
 PREFIX=${PROFILE_PREFIX:-upf}
@@ -80,6 +85,7 @@ while [[ $# -gt 0 ]]; do
     --cpu-prof) CPUPROF=1; shift ;;
     --no-flamegraph) FLAMEGRAPH=0; shift ;;
     --iperf-args) need_arg "$@"; IPERF_ARGS=$2; shift 2 ;;
+    --udptun-config) need_arg "$@"; UDPTUN_CONFIG=$2; shift 2 ;;
     --target) need_arg "$@"; TARGET=$2; shift 2 ;;
     --strict) STRICT=1; shift ;;
     --prefix) need_arg "$@"; PREFIX=$2; shift 2 ;;
@@ -178,6 +184,7 @@ json_str() { local s=$1; s=${s//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
   printf '  "started": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
   printf '  "prefix": %s, "seconds": %s, "warmup": %s, "freq": %s, "event": %s,\n' "$(json_str "$PREFIX")" "$SECS" "$WARMUP" "$FREQ" "$(json_str "$EVENT")"
   printf '  "iperf_args": %s, "sender": "%s", "target_pct": %s,\n' "$(json_str "$IPERF_ARGS")" "$SENDER" "$TARGET"
+  printf '  "udptun_config": %s,\n' "$(json_str "$UDPTUN_CONFIG")"
   printf '  "passes": [%s],\n' "$(printf '"%s",' "${PASSES[@]}" | sed 's/,$//')"
   printf '  "node": %s, "node_version": %s,\n' "$(json_str "$NODE")" "$(json_str "$("$NODE" --version)")"
   printf '  "perf_version": %s, "kernel": %s, "nproc": %s,\n' "$(json_str "$(perf --version 2>/dev/null)")" "$(json_str "$(uname -r)")" "$(nproc)"
@@ -191,7 +198,7 @@ plog "passes: ${PASSES[*]}; ${SECS}s of samples each after ${WARMUP}s warm-up (a
 plog "results: $RUN_DIR"
 
 for side in a b; do
-  "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" '{}' >"$RUN_DIR/$side.json" || die "cannot write the udptun config"
+  "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" "$UDPTUN_CONFIG" >"$RUN_DIR/$side.json" || die "cannot write the udptun config"
 done
 cfg() { "$NODE" -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(eval("c."+process.argv[2]))' "$RUN_DIR/$1.json" "$2"; }
 METRICS_A=$(cfg a metrics.listen); METRICS_B=$(cfg b metrics.listen)

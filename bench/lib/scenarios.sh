@@ -7,6 +7,9 @@
 #   UDP_RATES FULL TESTS_FILTER UNDERLAY_OFFLOADS
 
 INNER_MTU=1420
+# udptun's default device.txQueueLen (src/config/schema.ts), for the C loops' devices
+UDPTUN_TXQUEUELEN=$("$NODE" --no-warnings -e 'import(process.argv[1]).then((m) => console.log(m.DEFAULTS.txQueueLen))' \
+  "$ROOT_DIR/src/config/schema.ts") || UDPTUN_TXQUEUELEN=500
 UDPTUN_READY_TIMEOUT=${UDPTUN_READY_TIMEOUT:-20}
 
 slog() { printf '%s\n' "$*" >&2; }
@@ -302,7 +305,9 @@ scenario_ceiling_c() {
     fi
     ip -n "$ns" addr add "${addr4[$side]}/24" dev "$SC_DEV"
     ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev "$SC_DEV" nodad
-    ip -n "$ns" link set "$SC_DEV" mtu "$INNER_MTU" up
+    # the queue length udptun gives the devices it creates (device.txQueueLen): the C
+    # loops stand for udptun's kernel calls, so they get its device too
+    ip -n "$ns" link set "$SC_DEV" mtu "$INNER_MTU" txqueuelen "$UDPTUN_TXQUEUELEN" up
   done
   SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
   check_paths || { finish_scenario 1; return 1; }

@@ -110,6 +110,22 @@ t.test("fromEndpoint() reads at an offset in a batch of endpoints", (t) => {
   t.end();
 });
 
+t.test("fromEndpoint() remembers its last answer, and forgets it when an endpoint moves", (t) => {
+  const a = peer("a", ["10.77.0.2/32"], "192.0.2.1:51820");
+  const b = peer("b", ["10.77.0.3/32"], "192.0.2.2:51820");
+  const table = new PeerTable([a, b]);
+  // Runs of one peer, alternation, and strangers between them: the remembered peer must
+  // never answer for another endpoint.
+  const seq = ["192.0.2.1:51820", "192.0.2.1:51820", "192.0.2.2:51820", "192.0.2.9:51820", "192.0.2.1:51820", "192.0.2.1:51821", "192.0.2.2:51820"];
+  t.same(seq.map((e) => from(table, e)), ["a", "a", "b", null, "a", null, "b"]);
+  // a moves (a name re-resolved): its old endpoint is a stranger's now, even straight after a hit.
+  t.equal(from(table, "192.0.2.1:51820"), "a");
+  table.setEndpoint(a, ep("192.0.2.7:51820"));
+  t.equal(from(table, "192.0.2.1:51820"), null, "the old endpoint no longer matches");
+  t.equal(from(table, "192.0.2.7:51820"), "a", "the new one does");
+  t.end();
+});
+
 t.test("peers without an endpoint are not matched", (t) => {
   const noEp = peer("unresolved", ["10.77.0.5/32"]);
   const table = new PeerTable([noEp]);
