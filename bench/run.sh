@@ -35,6 +35,11 @@ usage: bench/run.sh [options]
                          iperf3's own (212992 bytes here, net.core.rmem_default): too small
                          for a tunnel that hands datagrams over in bursts (see README)
   --tests LIST           restrict to test kinds: tcp4,tcp6,udp4
+  --tcp-cc LIST          TCP congestion controls, each TCP test once per entry (set as
+                         both namespaces' net.ipv4.tcp_congestion_control);
+                         "default" is this machine's net.ipv4.tcp_congestion_control
+                         (default: default,cubic -- BBR paces, and on these machines the
+                         choice moves every TCP figure by 1.5-2x; see README)
   --dirs LIST            fwd (A->B), rev (B->A, iperf3 -R); default fwd,rev
   --full                 also tcp6 and fixed UDP rates on veth / ceiling-c
   --udptun-config JSON   config fragment deep-merged into both udptun configs
@@ -72,6 +77,7 @@ TIME=5
 UDP_RATES="500M 1G 2G 4G 0"
 UDP_WINDOW=2M
 TESTS_FILTER=
+TCP_CC_LIST=default,cubic
 DIRS="fwd rev"
 FULL=0
 PREFIX=ubench
@@ -101,6 +107,7 @@ while [[ $# -gt 0 ]]; do
     --udp-rates) need_arg "$@"; UDP_RATES=${2//,/ }; shift 2 ;;
     --udp-window) need_arg "$@"; UDP_WINDOW=$2; shift 2 ;;
     --tests) need_arg "$@"; TESTS_FILTER=$2; shift 2 ;;
+    --tcp-cc) need_arg "$@"; TCP_CC_LIST=$2; shift 2 ;;
     --dirs) need_arg "$@"; DIRS=${2//,/ }; shift 2 ;;
     --full) FULL=1; shift ;;
     --udptun-config) need_arg "$@"; UDPTUN_BASE_FRAGMENT=$2; shift 2 ;;
@@ -126,6 +133,22 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $TIME =~ ^[1-9][0-9]*$ ]] || die "--time must be a positive integer (seconds)"
 [[ $PREFIX =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "--prefix: 1-10 chars [a-z0-9], starting with a letter"
+# TCP congestion controls: names, "default" resolved, each once, each one the kernel has
+TCP_CC=()
+avail_cc=$(cat /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null)
+IFS=, read -r -a want_cc <<<"$TCP_CC_LIST"
+for cc in "${want_cc[@]}"; do
+  [[ $cc == default ]] && cc=$(sysctl -n net.ipv4.tcp_congestion_control)
+  [[ $cc =~ ^[a-z0-9_]+$ ]] || die "--tcp-cc: bad name $cc"
+  [[ " ${TCP_CC[*]} " == *" $cc "* ]] && continue
+  if [[ " $avail_cc " != *" $cc "* ]]; then
+    modprobe "tcp_$cc" 2>/dev/null
+    avail_cc=$(cat /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null)
+    [[ " $avail_cc " == *" $cc "* ]] || die "--tcp-cc: $cc is not available (have: $avail_cc)"
+  fi
+  TCP_CC+=("$cc")
+done
+[[ ${#TCP_CC[@]} -gt 0 ]] || die "--tcp-cc: empty list"
 [[ $UDP_WINDOW == default || $UDP_WINDOW =~ ^[0-9]+[KMG]?$ ]] || die "--udp-window: a size such as 2M, or default"
 for r in $UDP_RATES; do [[ $r =~ ^[0-9.]+[kKmMgG]?$ ]] || die "bad UDP rate $r"; done
 for d in $DIRS; do [[ $d == fwd || $d == rev ]] || die "bad direction $d"; done
@@ -254,11 +277,12 @@ mkdir -p "$RUN_DIR/iperf" || die "cannot create $RUN_DIR"
 variant_args=()
 for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
 has_scen udptun || variant_args=()
-RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDPTUN_NODE" -e '
-  const [started, runs, time, rates, window, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
+MACHINE_CC=$(sysctl -n net.ipv4.tcp_congestion_control) RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDPTUN_NODE" -e '
+  const [started, runs, time, rates, window, tcpcc, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
   const variants = [];
   for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
-  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), udp_window: window, dirs: dirs.split(" "),
+  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), udp_window: window, tcp_cc: tcpcc.split(" "),
+    tcp_cc_machine_default: process.env.MACHINE_CC, dirs: dirs.split(" "),
     prefix, scenarios: only.split(","), underlay_offloads: underlay, full: full === "1",
     pin_iperf: pin || null, iperf_extra_args: extra || null,
     retry_noisy: +process.env.RETRY_NOISY, quiet_wait_s: +process.env.QUIET_WAIT,
@@ -268,7 +292,7 @@ RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDP
       tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
     udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants };
   console.log(JSON.stringify(meta, null, 2));' \
-  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$UDP_WINDOW" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$UDP_WINDOW" "${TCP_CC[*]}" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
   "$FULL" "$PIN_IPERF" "$IPERF_EXTRA" "$UDPTUN_NODE" "${variant_args[@]}" >"$RUN_DIR/meta.json" || die "cannot write meta.json"
 
 # is anything else using the machine? (results on a shared 2-core box are only

@@ -10,7 +10,7 @@
 #   SC_MTU         MTU of the path the packets take (UDP -l is derived from it)
 #   SC_PID_A/B     forwarder pids (empty for veth: CPU left blank)
 #   SC_DEV         forwarder's TUN device name in both namespaces (empty for veth)
-#   SC_SPECS       test specs: tcp4 tcp6 udp4@500M udp4@0 (0 = flood) ...
+#   SC_SPECS       test specs: tcp4+bbr tcp6+cubic udp4@500M udp4@0 (0 = flood) ...
 # Globals from run.sh: RUNS TIME DIRS RUN_DIR NODE BENCH_DIR PROGRESS_DONE PROGRESS_TOTAL
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -135,10 +135,10 @@ jnum() { [[ -n $1 ]] && printf '%s' "$1" || printf 'null'; }
 # 3 noisy (other processes used more than NOISY_PCT% of the machine).
 measure_one() {
   local spec=$1 dir=$2 run=$3 attempt=${4:-0}
-  local proto fam rate=""
+  local proto fam rate="" cc=""
   case $spec in
-    tcp4) proto=tcp; fam=4 ;;
-    tcp6) proto=tcp; fam=6 ;;
+    tcp4 | tcp4+*) proto=tcp; fam=4 ;;
+    tcp6 | tcp6+*) proto=tcp; fam=6 ;;
     udp4@*) proto=udp; fam=4; rate=${spec#udp4@} ;;
     udp6@*) proto=udp; fam=6; rate=${spec#udp6@} ;;
     *) mlog "unknown test spec $spec"; return 1 ;;
@@ -152,6 +152,17 @@ measure_one() {
     args+=(-u -b "$rate" -l "$udp_len")
     # --udp-window: both iperf3 sockets' buffers (the server's is the one that overflows)
     [[ ${UDP_WINDOW:-default} != default ]] && args+=(-w "$UDP_WINDOW")
+  fi
+  # tcp4+cubic: that congestion control as both namespaces' default, as on a host set up
+  # that way. (iperf3 -C is not the same: a socket that starts as BBR keeps BBR's pacing
+  # after it is switched, and measured 30% slower than a cubic default here.)
+  if [[ $spec == *+* ]]; then
+    cc=${spec#*+}
+    local ns
+    for ns in "$SC_NS_A" "$SC_NS_B"; do
+      ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$cc" ||
+        { mlog "cannot set tcp_congestion_control=$cc in $ns"; return 1; }
+    done
   fi
   [[ $dir == rev ]] && args+=(-R)
   # --pin-iperf: client on CPU PIN_CLIENT, server on CPU PIN_SERVER

@@ -198,16 +198,21 @@ function machine(meta) {
   };
 }
 
+// Congestion controls in the order first measured (tcp4+bbr before tcp4+cubic).
+const ccSeen = [];
 const specOrder = (s) => {
   const [t, r] = s.split('@');
-  const base = { tcp4: 0, tcp6: 1, udp4: 2, udp6: 3 }[t] ?? 9;
-  const rate = r === undefined ? 0 : r === '0' ? 1e15 : parseRate(r);
+  const [kind, cc] = t.split('+');
+  const base = { tcp4: 0, tcp6: 1, udp4: 2, udp6: 3 }[kind] ?? 9;
+  if (cc !== undefined && !ccSeen.includes(cc)) ccSeen.push(cc);
+  const rate = r === undefined ? (cc === undefined ? 0 : 1 + ccSeen.indexOf(cc)) : r === '0' ? 1e15 : parseRate(r);
   return base * 1e16 + rate;
 };
 const specName = (s) => s.replace('@0', '@flood');
 const dirName = (d) => (d === 'rev' ? 'B->A (-R)' : 'A->B');
 
 function aggregate(analysed) {
+  for (const a of analysed) specOrder(a.spec); // registers congestion controls in run order
   const groups = new Map();
   for (const a of analysed) {
     const key = `${a.label}|${a.spec}|${a.dir}`;

@@ -4,7 +4,7 @@
 # runs measure_matrix, and tears everything down again.
 #
 # Globals from run.sh: PREFIX RUNS TIME DIRS RUN_DIR NODE BENCH_DIR ROOT_DIR
-#   UDP_RATES FULL TESTS_FILTER UNDERLAY_OFFLOADS
+#   UDP_RATES FULL TESTS_FILTER UNDERLAY_OFFLOADS TCP_CC
 
 INNER_MTU=1420
 # udptun's default device.txQueueLen (src/config/schema.ts), for the C loops' devices
@@ -35,14 +35,16 @@ scenario_specs() {
       want_tcp6=1
       rates=($UDP_RATES) ;;
   esac
-  specs+=(tcp4)
-  ((want_tcp6)) && specs+=(tcp6)
+  # each TCP test once per congestion control (--tcp-cc): tcp4+bbr, tcp4+cubic, ...
+  local cc
+  for cc in "${TCP_CC[@]}"; do specs+=("tcp4+$cc"); done
+  if ((want_tcp6)); then for cc in "${TCP_CC[@]}"; do specs+=("tcp6+$cc"); done; fi
   for r in "${rates[@]}"; do specs+=("udp4@$r"); done
   # --tests filter (tcp4,tcp6,udp4)
   if [[ -n ${TESTS_FILTER:-} ]]; then
     local keep=() s
     for s in "${specs[@]}"; do
-      [[ ",$TESTS_FILTER," == *",${s%%@*},"* ]] && keep+=("$s")
+      [[ ",$TESTS_FILTER," == *",${s%%[@+]*},"* ]] && keep+=("$s")
     done
     specs=("${keep[@]}")
   fi
