@@ -251,14 +251,17 @@ fi
 PROGRESS_DONE=0
 PROGRESS_TOTAL=0
 plan=()
+n_dirs=$(wc -w <<<"$DIRS")
 for s in "${SCEN[@]}"; do
-  kind=$s
-  n_specs=$(wc -w <<<"$(scenario_specs "$kind")")
-  n_dirs=$(wc -w <<<"$DIRS")
-  reps=1
-  [[ $s == udptun ]] && reps=${#UDPTUN_LABELS[@]}
-  PROGRESS_TOTAL=$((PROGRESS_TOTAL + n_specs * n_dirs * RUNS * reps))
-  plan+=("$s: $(scenario_specs "$kind" | sed 's/@0/@flood/g') x {$DIRS} x $RUNS runs$([[ $reps -gt 1 ]] && echo " x $reps variants")")
+  kinds=("$s")
+  [[ $s == ceiling-c-offload ]] && kinds=(ceiling-c)
+  [[ $s == udptun ]] && { kinds=(); for l in "${UDPTUN_LABELS[@]}"; do kinds+=("$(udptun_spec_kind "$l")"); done; }
+  for kind in $(printf '%s\n' "${kinds[@]}" | sort -u); do
+    reps=$(printf '%s\n' "${kinds[@]}" | grep -cx "$kind")
+    n_specs=$(wc -w <<<"$(scenario_specs "$kind")")
+    PROGRESS_TOTAL=$((PROGRESS_TOTAL + n_specs * n_dirs * RUNS * reps))
+    plan+=("$s: $(scenario_specs "$kind" | sed 's/@0/@flood/g') x {$DIRS} x $RUNS runs$([[ $reps -gt 1 ]] && echo " x $reps variants")")
+  done
 done
 est=$(((PROGRESS_TOTAL * (TIME * 10 + 4) + 599) / 600))
 {

@@ -18,6 +18,8 @@ slog() { printf '%s\n' "$*" >&2; }
 #   veth, ceiling-c: tcp4 + UDP (veth: flood only; fixed rates below the veth
 #   limit only measure the offered rate); tcp6 and all rates with --full.
 #   wireguard-go, udptun: tcp4 tcp6 + UDP at every rate.
+#   udptun-partial (the default set's one-offload-off variants): tcp4 + the last fixed
+#   UDP rate and the flood.
 scenario_specs() {
   local kind=$1 specs=() r
   local want_tcp6=0 rates=()
@@ -34,6 +36,10 @@ scenario_specs() {
     wireguard-go | udptun)
       want_tcp6=1
       rates=($UDP_RATES) ;;
+    udptun-partial)
+      local top=""
+      for r in $UDP_RATES; do [[ $r == 0 ]] || top=$r; done # the last fixed rate
+      for r in $UDP_RATES; do [[ $r == 0 || $r == "$top" ]] && rates+=("$r"); done ;;
   esac
   # each TCP test once per congestion control (--tcp-cc): tcp4+bbr, tcp4+cubic, ...
   local cc
@@ -197,13 +203,23 @@ scenario_wireguard_go() {
 }
 
 # ---------------------------------------------------------------- udptun
+# udptun_spec_kind LABEL -> the scenario_specs kind of a udptun row. The default set's
+# partial variants (one offload off) answer "what does this offload bring": tcp4 and the
+# top UDP rates are enough for that (--full: everything).
+udptun_spec_kind() {
+  case $1 in
+    udptun:no-coalesce | udptun:no-gso-gro | udptun:no-tun-offload) ((FULL)) && echo udptun || echo udptun-partial ;;
+    *) echo udptun ;;
+  esac
+}
+
 # scenario_udptun LABEL FRAGMENT_JSON
 #   FRAGMENT_JSON is deep-merged into both sides' config (objects merge,
 #   arrays and scalars replace); use it for optimisation switches.
 scenario_udptun() {
   local label=${1:-udptun} fragment=${2:-"{}"}
   sc_reset
-  SC_LABEL=$label; SC_KIND=udptun; SC_VARIANT=$fragment; SC_SPECS=$(scenario_specs udptun)
+  SC_LABEL=$label; SC_KIND=udptun; SC_VARIANT=$fragment; SC_SPECS=$(scenario_specs "$(udptun_spec_kind "$label")")
   local cli="$ROOT_DIR/dist/src/cli.js"
   local unode=$UDPTUN_NODE
   slog "== $label: udptun ($unode $cli) fragment $fragment"
