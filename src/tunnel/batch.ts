@@ -2,7 +2,7 @@
 // the pool's slab each one's room starts and how long it is.
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
-import { BATCH } from "./constants.ts";
+import { BATCH, MIN_FILL } from "./constants.ts";
 
 /** What both paths tell the forwarder. */
 export interface PathHooks {
@@ -11,9 +11,6 @@ export interface PathHooks {
   /** First drop for a reason: worth one log line; the rest are only counted. */
   firstDrop(reason: number, detail: string): void;
 }
-
-/** The fewest buffers a read is offered. */
-const MIN_FILL = 4;
 
 export class ReadBatch {
   readonly offs = new Int32Array(BATCH);
