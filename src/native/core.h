@@ -38,10 +38,10 @@ extern const uint8_t V4_MAPPED[12];
 unsigned endpoint_to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss);
 
 /* segment.c: split the batch's super-packets (each behind a virtio-net header) and send
- * them, each segment behind hdr[0..hdrlen), to dst[i] (ENDPOINT_BYTES each). Returns the
+ * them, each segment behind hdr[0..hl), to dst[i] (ENDPOINT_BYTES each). Returns the
  * packets processed; status, bytes and state as udpSendSegments documents (offload.c). */
 uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
-                       int32_t *state, const uint8_t *hdr, uint32_t hdrlen, int gso);
+                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso);
 
 /* coalesce.c: write the batch's IP packets to a TUN fd with a virtio-net header, joining
  * runs of one flow (join bits: JOIN_TCP, JOIN_UDP). status[i] = 0 or -errno; *writes =

@@ -234,9 +234,8 @@ static int room(sender_t *s, uint32_t blocks) {
 
 /* See core.h; the argument contract is udpSendSegments' (offload.c). */
 uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
-                       int32_t *state, const uint8_t *hdr, uint32_t hdrlen, int gso) {
+                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso) {
   sender_t s = {.fd = fd, .status = status, .bytes = bytes};
-  const uint32_t hl = hdrlen;
   uint32_t skip = state[0] > 0 ? (uint32_t)state[0] : 0;
   for (uint32_t i = 0; i < b->count; i++) {
     bytes[i] = 0;
