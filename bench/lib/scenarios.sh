@@ -9,7 +9,10 @@
 INNER_MTU=1420
 # udptun's default device.txQueueLen (src/config/schema.ts), for the C loops' devices
 UDPTUN_TXQUEUELEN=$("$NODE" --no-warnings -e 'import(process.argv[1]).then((m) => console.log(m.DEFAULTS.txQueueLen))' \
-  "$ROOT_DIR/src/config/schema.ts") || UDPTUN_TXQUEUELEN=500
+  "$ROOT_DIR/src/config/schema.ts") || {
+  UDPTUN_TXQUEUELEN=500
+  printf 'bench: cannot read DEFAULTS.txQueueLen from src/config/schema.ts; the C loops get the TUN default, 500\n' >&2
+}
 UDPTUN_READY_TIMEOUT=${UDPTUN_READY_TIMEOUT:-20}
 
 slog() { printf '%s\n' "$*" >&2; }
