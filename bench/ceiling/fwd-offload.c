@@ -19,28 +19,20 @@
  *
  * Build: cc -O2 -Wall -I src/native -o fwd-offload bench/ceiling/fwd-offload.c \
  *           src/native/segment.c src/native/coalesce.c src/native/endpoint.c
- * Usage: fwd-offload -i DEV -l LISTEN_ADDR:PORT -p PEER_ADDR:PORT   (IPv4 underlay)
+ * Usage: fwd-offload -i DEV -l LISTEN_ADDR:PORT -p PEER_ADDR:PORT   (IPv6 as [addr]:port)
  * On SIGTERM/SIGINT it prints counters to stderr and exits 0.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/udp.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include "core.h"
+#define PROG "fwd-offload"
+#include "loop.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -63,43 +55,10 @@ static const uint8_t HDR[HDR_LEN] = {0x11, 0x00, 0x00, 0x00};
 #define BATCH_BYTES (512 * 1024)   /* udptun's SUPER_BATCH_BYTES */
 #define MAX_SEGS 64                /* udptun's MAX_SEGMENTS_PER_DATAGRAM */
 
-static volatile sig_atomic_t stop_flag = 0;
-static void on_signal(int sig) { (void)sig; stop_flag = 1; }
-
 static struct {
   unsigned long long wakeups, tun_reads, tun_rx_inner, udp_sends, stalls, send_err;
   unsigned long long udp_rx, recvmmsg_calls, segs_rx, bad_hdr, tun_writes, tun_tx, tun_tx_err;
 } st;
-
-static void die(const char *what) {
-  fprintf(stderr, "fwd-offload: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-/* "a.b.c.d:port" -> sockaddr_in and the 20-byte endpoint form of core.h. */
-static int parse_v4(const char *s, struct sockaddr_in *a, uint8_t *ep) {
-  char buf[64];
-  const char *colon = strrchr(s, ':');
-  if (!colon || (size_t)(colon - s) >= sizeof buf) return 0;
-  memcpy(buf, s, (size_t)(colon - s));
-  buf[colon - s] = 0;
-  memset(a, 0, sizeof *a);
-  a->sin_family = AF_INET;
-  a->sin_port = htons((uint16_t)atoi(colon + 1));
-  if (inet_pton(AF_INET, buf, &a->sin_addr) != 1) return 0;
-  if (ep) {
-    memset(ep, 0, ENDPOINT_BYTES);
-    ep[0] = 4;
-    memcpy(ep + 2, &a->sin_port, 2);
-    memcpy(ep + 4, &a->sin_addr, 4);
-  }
-  return 1;
-}
-
-static void set_events(int ep, int fd, uint32_t events) {
-  struct epoll_event ev = {.events = events, .data.fd = fd};
-  if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0) die("epoll_ctl mod");
-}
 
 int main(int argc, char **argv) {
   const char *dev = NULL, *listen_s = NULL, *peer_s = NULL;
@@ -112,19 +71,30 @@ int main(int argc, char **argv) {
     default: goto usage;
     }
   }
-  struct sockaddr_in laddr, paddr;
-  uint8_t peer_ep[ENDPOINT_BYTES];
-  if (!dev || !listen_s || !peer_s || !parse_v4(listen_s, &laddr, NULL) || !parse_v4(peer_s, &paddr, peer_ep)) {
+  struct sockaddr_storage laddr, paddr;
+  socklen_t llen = 0, plen = 0;
+  if (!dev || !listen_s || !peer_s || !(llen = parse_addr(listen_s, &laddr)) || !(plen = parse_addr(peer_s, &paddr)) ||
+      laddr.ss_family != paddr.ss_family) {
   usage:
-    fprintf(stderr, "usage: fwd-offload -i DEV -l LISTEN_IPV4:PORT -p PEER_IPV4:PORT\n");
+    fprintf(stderr, "usage: fwd-offload -i DEV -l LISTEN_ADDR:PORT -p PEER_ADDR:PORT (one family; IPv6 as [addr]:port)\n");
     return 2;
   }
+  /* the peer in the 20-byte endpoint form send_segments takes (core.h) */
+  uint8_t peer_ep[ENDPOINT_BYTES] = {0};
+  int v6 = paddr.ss_family == AF_INET6;
+  if (v6) {
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&paddr;
+    peer_ep[0] = 6;
+    memcpy(peer_ep + 2, &a6->sin6_port, 2);
+    memcpy(peer_ep + 4, &a6->sin6_addr, 16);
+  } else {
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&paddr;
+    peer_ep[0] = 4;
+    memcpy(peer_ep + 2, &a4->sin_port, 2);
+    memcpy(peer_ep + 4, &a4->sin_addr, 4);
+  }
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
+  catch_stop_signals();
 
   int tun = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (tun < 0) die("open /dev/net/tun");
@@ -139,20 +109,14 @@ int main(int argc, char **argv) {
   if (ioctl(tun, TUNSETOFFLOAD, off | TUN_F_USO4 | TUN_F_USO6) < 0 && ioctl(tun, TUNSETOFFLOAD, off) < 0)
     die("TUNSETOFFLOAD");
 
-  int udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int udp = socket(laddr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (udp < 0) die("socket");
   int bufsz = 4 << 20, one = 1;
   if (setsockopt(udp, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) < 0) die("SO_RCVBUFFORCE");
   if (setsockopt(udp, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) < 0) die("SO_SNDBUFFORCE");
   if (setsockopt(udp, SOL_UDP, UDP_GRO, &one, sizeof one) < 0) die("UDP_GRO");
-  if (bind(udp, (struct sockaddr *)&laddr, sizeof laddr) < 0) die("bind");
-
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) die("epoll_create1");
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = tun};
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, tun, &ev) < 0) die("epoll_ctl tun");
-  ev.data.fd = udp;
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, udp, &ev) < 0) die("epoll_ctl udp");
+  if (bind(udp, (struct sockaddr *)&laddr, llen) < 0) die("bind");
+  int ep = watch_both(tun, udp);
 
   /* Device side: one slab of BATCH slots; the batch arrays send_segments takes. */
   uint8_t *tslab = aligned_alloc(64, (size_t)BATCH * SLOT);
@@ -163,6 +127,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < BATCH; i++) memcpy(dst + i * ENDPOINT_BYTES, peer_ep, ENDPOINT_BYTES);
   batch_t tb = {.slab = tslab, .slab_len = (size_t)BATCH * SLOT, .offs = toffs, .lens = tlens};
   uint32_t held = 0, held_from = 0; /* a batch waiting for the socket: packets [held_from, held) */
+  int paused = 0;                   /* TUN reads off, socket watched for EPOLLOUT */
 
   /* Network side: recvmmsg into slots, with room for the UDP_GRO cmsg. */
   struct mmsghdr rm[BATCH];
@@ -176,17 +141,14 @@ int main(int argc, char **argv) {
 
   struct epoll_event evs[2];
   while (!stop_flag) {
-    int n = epoll_wait(ep, evs, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      die("epoll_wait");
-    }
+    int n = wait_ready(ep, evs);
+    if (n == 0) continue;
     st.wakeups++;
     for (int e = 0; e < n; e++) {
       int fd = evs[e].data.fd;
       uint32_t events = evs[e].events;
-      int resume = fd == udp && (events & EPOLLOUT) && held > 0;
-      if ((fd == tun && (events & EPOLLIN) && held == 0) || resume) {
+      int resume = fd == udp && (events & EPOLLOUT) && paused;
+      if ((fd == tun && (events & EPOLLIN) && !paused) || resume) {
         for (int round = 0; round < ROUNDS; round++) {
           int drained = 0;
           if (!resume) {
@@ -215,7 +177,7 @@ int main(int argc, char **argv) {
           tb.offs = toffs + held_from;
           tb.lens = tlens + held_from;
           tb.count = held - held_from;
-          uint32_t done = send_segments(udp, 0, &tb, dst, tstatus, tbytes, tstate, HDR, HDR_LEN, 1);
+          uint32_t done = send_segments(udp, v6, &tb, dst, tstatus, tbytes, tstate, HDR, HDR_LEN, 1);
           st.udp_sends += (unsigned long long)tstate[2];
           for (uint32_t i = 0; i < done; i++) {
             if (tstatus[i] > 0) st.tun_rx_inner += (unsigned long long)tstatus[i];
@@ -224,13 +186,17 @@ int main(int argc, char **argv) {
           if (done < tb.count) {
             st.stalls++;
             held_from += done;
-            set_events(ep, tun, 0);
-            set_events(ep, udp, EPOLLIN | EPOLLOUT);
+            if (!paused) {
+              set_events(ep, tun, 0);
+              set_events(ep, udp, EPOLLIN | EPOLLOUT);
+              paused = 1;
+            }
             break;
           }
-          if (held_from != 0 || fd == udp) {
+          if (paused) {
             set_events(ep, tun, EPOLLIN);
             set_events(ep, udp, EPOLLIN);
+            paused = 0;
           }
           held = held_from = 0;
           if (drained) break;

@@ -28,22 +28,14 @@
  * not persistent, disappears with the fd).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#define PROG "fwd"
+#include "loop.h"
 
 /* udptun's wire header (src/tunnel/header.ts): byte 0 = version 1 (high nibble) |
  * type 1 = data (low nibble), bytes 1-3 reserved zero. */
@@ -53,47 +45,10 @@ static const unsigned char HDR[HDR_LEN] = {0x11, 0x00, 0x00, 0x00};
 #define SLOT (HDR_LEN + MAX_PKT)
 #define MAX_BATCH 1024
 
-static volatile sig_atomic_t stop_flag = 0;
-static void on_signal(int sig) { (void)sig; stop_flag = 1; }
-
 static struct {
   unsigned long long tun_rx, udp_tx, udp_tx_err, udp_tx_eagain, sendmmsg_calls;
   unsigned long long udp_rx, tun_tx, tun_tx_err, bad_hdr, recvmmsg_calls, wakeups;
 } st;
-
-static void die(const char *what) {
-  fprintf(stderr, "fwd: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static socklen_t parse_addr(const char *s, struct sockaddr_storage *ss) {
-  char buf[128];
-  const char *port;
-  memset(ss, 0, sizeof(*ss));
-  if (strlen(s) >= sizeof(buf)) return 0;
-  if (s[0] == '[') {
-    const char *end = strchr(s, ']');
-    if (!end || end[1] != ':') return 0;
-    memcpy(buf, s + 1, (size_t)(end - s - 1));
-    buf[end - s - 1] = 0;
-    port = end + 2;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)atoi(port));
-    if (inet_pton(AF_INET6, buf, &a6->sin6_addr) != 1) return 0;
-    return sizeof(*a6);
-  }
-  const char *colon = strrchr(s, ':');
-  if (!colon) return 0;
-  memcpy(buf, s, (size_t)(colon - s));
-  buf[colon - s] = 0;
-  port = colon + 1;
-  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-  a4->sin_family = AF_INET;
-  a4->sin_port = htons((uint16_t)atoi(port));
-  if (inet_pton(AF_INET, buf, &a4->sin_addr) != 1) return 0;
-  return sizeof(*a4);
-}
 
 int main(int argc, char **argv) {
   const char *dev = NULL, *listen_s = NULL, *peer_s = NULL;
@@ -123,11 +78,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
+  catch_stop_signals();
 
   /* TUN */
   int tun = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -151,15 +102,7 @@ int main(int argc, char **argv) {
     die("SO_SNDBUF");
   if (bind(udp, (struct sockaddr *)&laddr, llen) < 0) die("bind");
 
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) die("epoll_create1");
-  struct epoll_event ev;
-  memset(&ev, 0, sizeof(ev));
-  ev.events = EPOLLIN;
-  ev.data.fd = tun;
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, tun, &ev) < 0) die("epoll_ctl tun");
-  ev.data.fd = udp;
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, udp, &ev) < 0) die("epoll_ctl udp");
+  int ep = watch_both(tun, udp);
 
   /* buffers: one slot per batch entry and direction */
   unsigned char *txbuf = malloc((size_t)batch * SLOT), *rxbuf = malloc((size_t)batch * SLOT);
@@ -186,11 +129,8 @@ int main(int argc, char **argv) {
   struct epoll_event evs[2];
   int pend_off = 0, pend_n = 0; /* batch entries [pend_off, pend_n) wait for the socket */
   while (!stop_flag) {
-    int n = epoll_wait(ep, evs, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      die("epoll_wait");
-    }
+    int n = wait_ready(ep, evs);
+    if (n == 0) continue;
     st.wakeups++;
     for (int e = 0; e < n; e++) {
       int fd = evs[e].data.fd;
@@ -212,10 +152,8 @@ int main(int argc, char **argv) {
         }
         if (pend_off >= pend_n) {
           pend_off = pend_n = 0;
-          ev.events = EPOLLIN; ev.data.fd = udp;
-          epoll_ctl(ep, EPOLL_CTL_MOD, udp, &ev);
-          ev.events = EPOLLIN; ev.data.fd = tun;
-          epoll_ctl(ep, EPOLL_CTL_MOD, tun, &ev);
+          set_events(ep, udp, EPOLLIN);
+          set_events(ep, tun, EPOLLIN);
         }
       }
       if (tun_turn && pend_n == 0) {
@@ -246,10 +184,8 @@ int main(int argc, char **argv) {
                 /* back-pressure: hold the rest, pause TUN reads, wait for EPOLLOUT */
                 st.udp_tx_eagain++;
                 pend_off = off; pend_n = k;
-                ev.events = 0; ev.data.fd = tun;
-                epoll_ctl(ep, EPOLL_CTL_MOD, tun, &ev);
-                ev.events = EPOLLIN | EPOLLOUT; ev.data.fd = udp;
-                epoll_ctl(ep, EPOLL_CTL_MOD, udp, &ev);
+                set_events(ep, tun, 0);
+                set_events(ep, udp, EPOLLIN | EPOLLOUT);
                 break;
               }
               st.udp_tx_err++;
