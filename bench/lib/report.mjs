@@ -198,21 +198,24 @@ function machine(meta) {
   };
 }
 
-// Congestion controls in the order first measured (tcp4+bbr before tcp4+cubic).
-const ccSeen = [];
+// Congestion controls in the order first measured (tcp4+bbr before tcp4+cubic); aggregate() fills it.
+const ccOrder = [];
+const specCc = (s) => s.split('@')[0].split('+')[1];
 const specOrder = (s) => {
   const [t, r] = s.split('@');
-  const [kind, cc] = t.split('+');
-  const base = { tcp4: 0, tcp6: 1, udp4: 2, udp6: 3 }[kind] ?? 9;
-  if (cc !== undefined && !ccSeen.includes(cc)) ccSeen.push(cc);
-  const rate = r === undefined ? (cc === undefined ? 0 : 1 + ccSeen.indexOf(cc)) : r === '0' ? 1e15 : parseRate(r);
+  const base = { tcp4: 0, tcp6: 1, udp4: 2, udp6: 3 }[t.split('+')[0]] ?? 9;
+  const cc = specCc(s);
+  const rate = r === undefined ? (cc === undefined ? 0 : 1 + ccOrder.indexOf(cc)) : r === '0' ? 1e15 : parseRate(r);
   return base * 1e16 + rate;
 };
 const specName = (s) => s.replace('@0', '@flood');
 const dirName = (d) => (d === 'rev' ? 'B->A (-R)' : 'A->B');
 
 function aggregate(analysed) {
-  for (const a of analysed) specOrder(a.spec); // registers congestion controls in run order
+  for (const a of analysed) {
+    const cc = specCc(a.spec);
+    if (cc !== undefined && !ccOrder.includes(cc)) ccOrder.push(cc);
+  }
   const groups = new Map();
   for (const a of analysed) {
     const key = `${a.label}|${a.spec}|${a.dir}`;
