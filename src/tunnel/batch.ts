@@ -25,9 +25,11 @@ export class ReadBatch {
   /** The most buffers one read is offered. */
   private readonly max: number;
 
-  /** With GRO: offer no more buffers than this many bytes of datagrams of the size the
-   * last read found would fill (0: no limit). recvmmsg cannot stop at a byte count. */
+  /** With offloads (TSO reads, GRO datagrams): offer no more buffers than this many bytes
+   * of packets of the size the last read found would fill (0: no limit). */
   private readonly maxBytes: number;
+  /** Bytes the last read brought in; counted only when there is a byte limit. */
+  lastBytes = 0;
 
   constructor(pool: BufferPool, start: number, room: number, max = BATCH, maxBytes = 0) {
     this.pool = pool;
@@ -62,9 +64,9 @@ export class ReadBatch {
   /** Gives back the buffers [from, to) that the read did not fill (from: what it read). */
   releaseUnused(from: number, to: number): void {
     let next = Math.min(this.max, Math.max(MIN_FILL, from * 2));
-    if (this.maxBytes > 0 && from > 0) {
-      const average = this.bytes(from) / from;
-      next = Math.max(MIN_FILL, Math.min(next, Math.floor(this.maxBytes / Math.max(average, 1))));
+    if (this.maxBytes > 0) {
+      this.lastBytes = this.bytes(from);
+      if (from > 0) next = Math.max(MIN_FILL, Math.min(next, Math.floor(this.maxBytes / Math.max(this.lastBytes / from, 1))));
     }
     this.next = next;
     for (let i = from; i < to; i++) {
@@ -74,7 +76,7 @@ export class ReadBatch {
   }
 
   /** Bytes the last read brought into its first n buffers. */
-  bytes(n: number): number {
+  private bytes(n: number): number {
     let total = 0;
     for (let i = 0; i < n; i++) if (this.lens[i] > 0) total += this.lens[i];
     return total;

@@ -93,8 +93,9 @@ export class DevicePath {
     this.ipStart = offloads.tun ? VNET_HDR_LEN : 0;
     // Without offloads the kernel never hands us more than the MTU; with them, a whole
     // super-packet behind its virtio header. Either lands at the headroom.
-    this.batch = new ReadBatch(pool, pool.headroom, offloads.tun ? VNET_HDR_LEN + MAX_IP_PACKET : tun.mtu);
     this.maxBytes = offloads.tun ? SUPER_BATCH_BYTES : 0x7fffffff;
+    this.batch = new ReadBatch(pool, pool.headroom, offloads.tun ? VNET_HDR_LEN + MAX_IP_PACKET : tun.mtu, BATCH,
+      offloads.tun ? SUPER_BATCH_BYTES : 0);
   }
 
   /** The TUN fd is readable: drain it in batches. */
@@ -105,7 +106,8 @@ export class DevicePath {
       if (n === 0) return;
       this.encapsulate(n);
       this.send();
-      if (n < this.batch.offered && this.batch.bytes(n) < this.maxBytes) return; // EAGAIN: drained
+      // Fewer than offered and under the byte limit: EAGAIN, drained.
+      if (n < this.batch.offered && this.batch.lastBytes < this.maxBytes) return;
     }
   }
 
