@@ -154,10 +154,10 @@ fi
 # ---- metrics in Prometheus -----------------------------------------------------------------
 for inst in peer-a peer-b; do
   for pool in device_gso network_gro; do # offloads are on by default
-    q="udptun_buffer_count{instance=\"$inst\",udptun_buffer_pool_name=\"$pool\"}"
+    q="udptun_buffer_allocated{instance=\"$inst\",pool=\"$pool\"}"
     n="$(prom_count "$q")"
     if [ "$n" -ge 1 ]; then
-      v="$(prom_query "$q" | jq -r '[.data.result[] | .metric.udptun_buffer_pool_buffer_size + "-byte: " + .value[1]] | join(", ")')"
+      v="$(prom_query "$q" | jq -r '[.data.result[] | .metric.buffer_size + "-byte: " + .value[1]] | join(", ")')"
       pass "Prometheus has $q ($v)"
     else
       fail "Prometheus has no $q"

@@ -37,12 +37,12 @@ async function main(): Promise<void> {
 
     say("\npools and counters, from each instance's /metrics:");
     const row = (inst: Instance, m: Awaited<ReturnType<typeof scrape>>, pool: string) => {
-      const l = { udptun_buffer_pool_name: pool };
-      return `  ${inst.host.ns.padEnd(14)} ${pool.padEnd(12)} allocated ${String(sum(m, "udptun_buffer_count", l)).padStart(4)}  in use ${sum(m, "udptun_buffer_in_use", l)}  capacity ${sum(m, "udptun_buffer_capacity", l)}`;
+      const l = { pool };
+      return `  ${inst.host.ns.padEnd(14)} ${pool.padEnd(12)} allocated ${String(sum(m, "udptun_buffer_allocated", l)).padStart(4)}  in use ${sum(m, "udptun_buffer_in_use", l)}  capacity ${sum(m, "udptun_buffer_capacity", l)}`;
     };
     for (const inst of [a, b]) {
       const m = await scrape(lab, inst);
-      const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_count").map((s) => s.labels.udptun_buffer_pool_name))];
+      const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_allocated").map((s) => s.labels.pool))];
       for (const pool of pools) say(row(inst, m, pool));
       say(`  ${"".padEnd(14)} packets out ${sum(m, "udptun_packets_total", { path: "device_to_network" })}, in ${sum(m, "udptun_packets_total", { path: "network_to_device" })}, drops ${sum(m, "udptun_drops_total")}`);
     }
@@ -53,8 +53,8 @@ async function main(): Promise<void> {
     for (const s of await query(lab, prom, "sum by (instance, path) (udptun_packets_total)")) {
       say(`  packets{instance="${s.metric.instance}", path="${s.metric.path}"} = ${s.value[1]}`);
     }
-    for (const s of await query(lab, prom, "udptun_buffer_count")) {
-      say(`  udptun_buffer_count{instance="${s.metric.instance}", pool="${s.metric.udptun_buffer_pool_name}"} = ${s.value[1]}`);
+    for (const s of await query(lab, prom, "udptun_buffer_allocated")) {
+      say(`  udptun_buffer_allocated{instance="${s.metric.instance}", pool="${s.metric.pool}"} = ${s.value[1]}`);
     }
 
     for (const inst of [a, b]) {

@@ -7,7 +7,8 @@ import type { Config } from "./config/schema.ts";
 import { ConfigError } from "./config/validate.ts";
 import { formatPrefix } from "./net/address.ts";
 import { createLogger } from "./telemetry/log.ts";
-import { snapshotOf, Telemetry } from "./telemetry/metrics.ts";
+import { Telemetry } from "./telemetry/metrics.ts";
+import { readForwarder } from "./telemetry/snapshot.ts";
 import { startMetricsServer } from "./telemetry/server.ts";
 import type { MetricsServer } from "./telemetry/server.ts";
 import { Forwarder } from "./tunnel/forwarder.ts";
@@ -133,15 +134,13 @@ async function run(config: Config, configPath: string, ver: string): Promise<voi
     if (config.workers === 1) {
       const fwd = new Forwarder({
         config, log,
-        onAllocate: (pool, d) => telemetry.onAllocate(pool, d),
         onFatal: (err) => void stop(EXIT_RUNTIME, "forwarding failed", err),
       });
-      telemetry.observe(() => [snapshotOf(fwd)]);
+      telemetry.observe(() => [readForwarder(fwd)]);
       plane = singlePlane(fwd);
     } else {
       const group = await WorkerGroup.start({
         config, log,
-        onAllocate: (pool, d, worker) => telemetry.onAllocate(pool, d, worker),
         onFatal: (err, worker) => void stop(EXIT_RUNTIME, `worker ${worker} failed; stopping every worker`, err, { worker }),
       });
       telemetry.observe(() => group.snapshots());

@@ -1,4 +1,7 @@
-// The forwarder's counters as one plain object: the shutdown log line and tests use it.
+// The forwarder's counters as one plain object: the shutdown log line and tests use it. It is
+// made from the same snapshot a scrape reads (src/telemetry/snapshot.ts).
+import { readForwarder } from "../telemetry/snapshot.ts";
+import type { ForwarderSnapshot, PathCounters, PoolCounters } from "../telemetry/snapshot.ts";
 import { DROP_LABELS } from "./drops.ts";
 import type { Forwarder } from "./forwarder.ts";
 
@@ -13,23 +16,28 @@ export interface Summary {
   socketReceiveDrops: number;
 }
 
-function nonZero(drops: Float64Array): Record<string, number> {
-  const out: Record<string, number> = {};
+const pathSummary = (p: PathCounters): PathSummary => {
+  const drops: Record<string, number> = {};
   DROP_LABELS.forEach((label, code) => {
-    if (drops[code] > 0) out[label] = drops[code];
+    if (p.drops[code] > 0) drops[label] = p.drops[code];
   });
-  return out;
+  return { packets: p.packets, bytes: p.bytes, drops };
+};
+
+const poolSummary = (p: PoolCounters): PoolSummary => ({ name: p.name, allocated: p.allocated, inUse: p.inUse, capacity: p.capacity, bufferSize: p.bufferSize });
+
+export function summaryOf(s: ForwarderSnapshot): Summary {
+  return {
+    deviceToNetwork: pathSummary(s.device),
+    networkToDevice: pathSummary(s.network),
+    pools: { device: poolSummary(s.pools.device), network: poolSummary(s.pools.network) },
+    socketFull: s.socketFull,
+    socketReceiveDrops: s.receiveDrops,
+  };
 }
 
 export function summarize(fwd: Forwarder): Summary {
-  const pool = (p: typeof fwd.devicePool) => ({ name: p.name, allocated: p.allocated, inUse: p.inUse, capacity: p.capacity, bufferSize: p.bufferSize });
-  return {
-    deviceToNetwork: { packets: fwd.device.packets, bytes: fwd.device.bytes, drops: nonZero(fwd.device.drops) },
-    networkToDevice: { packets: fwd.network.packets, bytes: fwd.network.bytes, drops: nonZero(fwd.network.drops) },
-    pools: { device: pool(fwd.devicePool), network: pool(fwd.networkPool) },
-    socketFull: fwd.tunWatch.pauses.socketFull,
-    socketReceiveDrops: fwd.receiveDrops,
-  };
+  return summaryOf(readForwarder(fwd));
 }
 
 /** Several workers' summaries as one: counts and pool sizes added up (buffer sizes are equal). */

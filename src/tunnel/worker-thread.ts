@@ -1,10 +1,11 @@
 // One worker thread (workers > 1): a Forwarder over the TUN queue and SO_REUSEPORT socket
 // the main thread opened for it, with its own two pools, on this thread's own event loop.
 // No buffer ever leaves the thread; what crosses to the main thread is plain data: counters
-// on request (a scrape), pool growth, reload results, a fatal error, the final summary.
+// on request (a scrape), reload results, a fatal error, the final summary.
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger } from "../telemetry/log.ts";
-import { GcCounter, snapshotOf } from "../telemetry/metrics.ts";
+import { GcCounter } from "../telemetry/process.ts";
+import { readForwarder } from "../telemetry/snapshot.ts";
 import { Forwarder } from "./forwarder.ts";
 import { summarize } from "./summary.ts";
 import type { Summary } from "./summary.ts";
@@ -30,8 +31,6 @@ const stopForwarding = (): Summary => {
 
 const fwd: Forwarder = new Forwarder({
   config, log, fds: { tun, tunWriteFd, sock },
-  // Pools grow lazily up to one batch: a handful of messages at warm-up, none after.
-  onAllocate: (pool, delta) => post({ t: "allocate", pool: { name: pool.name, bufferSize: pool.bufferSize }, delta }),
   // Stop here at once (a deleted device would otherwise keep waking us until the main
   // thread's stop arrives), then let the main thread take the process down.
   onFatal: (err) => {
@@ -44,7 +43,7 @@ const fwd: Forwarder = new Forwarder({
 port.on("message", (m: ToWorker) => {
   switch (m.t) {
     case "snapshot": {
-      const snap = snapshotOf(fwd, label);
+      const snap = readForwarder(fwd, label);
       snap.heapUsed = process.memoryUsage().heapUsed;
       snap.gcRuns = gc.runs;
       post({ t: "snapshot", id: m.id, snap });

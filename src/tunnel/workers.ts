@@ -18,7 +18,7 @@ import type { TunDevice, TunQueue } from "../native/tun.ts";
 import { closeUdp, openUdp } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { formatEndpoint } from "../net/address.ts";
-import type { ForwarderSnapshot, PoolIdentity } from "../telemetry/metrics.ts";
+import type { ForwarderSnapshot } from "../telemetry/snapshot.ts";
 import type { Forwarder } from "./forwarder.ts";
 import type { Summary } from "./summary.ts";
 
@@ -40,7 +40,6 @@ export type ToWorker =
 
 export type ToMain =
   | { t: "ready" }
-  | { t: "allocate"; pool: PoolIdentity; delta: number }
   | { t: "snapshot"; id: number; snap: ForwarderSnapshot }
   | { t: "reloaded"; id: number; result?: ReloadResult; error?: string }
   | { t: "fatal"; message: string; stack?: string }
@@ -49,8 +48,6 @@ export type ToMain =
 export interface WorkerGroupOptions {
   config: Config;
   log: Logger;
-  /** A worker's pool created buffers (feeds the allocated-buffers counter). */
-  onAllocate: (pool: PoolIdentity, delta: number, worker: string) => void;
   /** A worker failed (its forwarding error, a crash, an unexpected exit): the process must go. */
   onFatal: (err: Error, worker: number) => void;
 }
@@ -145,9 +142,6 @@ export class WorkerGroup {
     switch (m.t) {
       case "ready":
         if (++this.readyCount === this.size) this.readyWaiters?.resolve();
-        break;
-      case "allocate":
-        this.opts.onAllocate(m.pool, m.delta, String(slot.index));
         break;
       case "fatal": {
         const err = new Error(m.message);

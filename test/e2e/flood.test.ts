@@ -174,7 +174,7 @@ t.test(`a stranger floods A's port while TCP runs through the tunnel`, async (t)
     const m = await scrape(lab, a);
     samples.push({
       rss: sum(m, "udptun_process_resident_memory_bytes"),
-      count: Math.max(...["device_gso", "network_gro"].map((p) => sum(m, "udptun_buffer_count", { udptun_buffer_pool_name: p }))),
+      count: Math.max(...["device_gso", "network_gro"].map((p) => sum(m, "udptun_buffer_allocated", { pool: p }))),
       inUse: sum(m, "udptun_buffer_in_use"),
       socketDrops: sum(m, "udptun_socket_receive_drops_total"),
     });
@@ -255,9 +255,9 @@ t.test(`a stranger floods A's port while TCP runs through the tunnel`, async (t)
   await waitUntil(async () => sum(await scrape(lab, a), "udptun_buffer_in_use") === 0, 5000);
   const mEnd = await scrape(lab, a);
   for (const pool of ["device_gso", "network_gro"]) {
-    const labels = { udptun_buffer_pool_name: pool };
+    const labels = { pool };
     t.equal(sum(mEnd, "udptun_buffer_in_use", labels), 0, `${pool} pool: none in use after the flood`);
-    t.ok(sum(mEnd, "udptun_buffer_count", labels) <= BATCH, `${pool} pool: ${sum(mEnd, "udptun_buffer_count", labels)} allocated <= ${BATCH}`);
+    t.ok(sum(mEnd, "udptun_buffer_allocated", labels) <= BATCH, `${pool} pool: ${sum(mEnd, "udptun_buffer_allocated", labels)} allocated <= ${BATCH}`);
   }
 
   // 5. Alive and well.

@@ -139,7 +139,7 @@ t.test("a peer with every offload off reads the same wire format", async (t) => 
   }));
   const m = await scrape(lab, b);
   for (const name of ["udp_gso", "udp_gro", "tun", "coalesce"]) t.equal(sum(m, "udptun_offload_active", { offload: name }), 0, `B: ${name} off`);
-  t.ok(sum(m, "udptun_buffer_capacity", { udptun_buffer_pool_name: "device" }) > 0, "B uses the MTU-sized device pool");
+  t.ok(sum(m, "udptun_buffer_capacity", { pool: "device" }) > 0, "B uses the MTU-sized device pool");
   let port = 7200;
   for (const [label, from, to, addr] of [
     ["A(offloads)->B(plain) v4", hostA, hostB, "10.77.0.2"], ["B(plain)->A(offloads) v6", hostB, hostA, "fd77::1"],
@@ -152,8 +152,8 @@ t.test("a peer with every offload off reads the same wire format", async (t) => 
 t.test("SIGTERM with offload pools: every buffer returned", async (t) => {
   for (const inst of [a, b]) {
     const m = await scrape(lab, inst);
-    const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_in_use").map((s) => s.labels.udptun_buffer_pool_name))];
-    for (const p of pools) t.equal(sum(m, "udptun_buffer_in_use", { udptun_buffer_pool_name: p }), 0, `${inst.host.ns} ${p}: none in use`);
+    const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_in_use").map((s) => s.labels.pool))];
+    for (const p of pools) t.equal(sum(m, "udptun_buffer_in_use", { pool: p }), 0, `${inst.host.ns} ${p}: none in use`);
     t.equal((await stopInstance(inst)).code, 0, `${inst.host.ns} exits 0`);
   }
   t.match(a.daemon.output(), /"device":\{"name":"device_gso"/, "A's exit summary names its offload pools");

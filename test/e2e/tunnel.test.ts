@@ -1,7 +1,8 @@
 // End to end: two udptun processes joined over a bridge in network namespaces, real
 // ping and iperf3 through the tunnel, a real Prometheus scraping both, a stranger
 // sending junk (refused by the peer filter; and, with it off, by udptun), a peer given by
-// name, and a clean SIGTERM. Needs root, iproute2, iperf3, prometheus, curl.
+// name, promtool linting a live /metrics, and a clean SIGTERM. Needs root, iproute2, iperf3,
+// prometheus (and its promtool), curl.
 import t from "tap";
 import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { Lab } from "./lib/netns.ts";
@@ -10,7 +11,8 @@ import { iperf } from "./lib/iperf.ts";
 import { must, run } from "./lib/proc.ts";
 import { query, startPrometheus, waitUntil } from "./lib/prometheus.ts";
 import type { Prometheus } from "./lib/prometheus.ts";
-import { NODE, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
+import { promtoolCheck } from "./lib/promtool.ts";
+import { fetchIn, NODE, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
 import type { Instance } from "./lib/udptun.ts";
 import { BATCH, SUPER_BUFFER_SIZE } from "../../src/tunnel/constants.ts";
 import { DEFAULTS } from "../../src/config/schema.ts";
@@ -86,11 +88,11 @@ t.test("30 s of TCP: pools stay bounded by one batch and every buffer comes back
   for (const inst of [a, b]) {
     const m = await scrape(lab, inst);
     // With offloads (the default) the pools are device_gso and network_gro.
-    const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_count").map((s) => s.labels.udptun_buffer_pool_name))];
+    const pools = [...new Set(m.filter((s) => s.name === "udptun_buffer_allocated").map((s) => s.labels.pool))];
     t.equal(pools.length, 2, `${inst.host.ns}: two pools (${pools.join(", ")})`);
     for (const pool of pools) {
-      const labels = { udptun_buffer_pool_name: pool };
-      const allocated = sum(m, "udptun_buffer_count", labels);
+      const labels = { pool };
+      const allocated = sum(m, "udptun_buffer_allocated", labels);
       t.ok(allocated > 0 && allocated <= BATCH, `${inst.host.ns} ${pool}: ${allocated} allocated, bound ${BATCH}`);
       t.equal(sum(m, "udptun_buffer_in_use", labels), 0, `${inst.host.ns} ${pool}: none in use once traffic stops`);
     }
@@ -195,13 +197,13 @@ t.test("Prometheus scrapes both instances: pool series and packet counters", asy
   await waitUntil(async () => (await query(lab, prom, "up == 1")).length === 2, 20_000);
   // Wait for a scrape that saw the traffic above, then check every series through the API.
   await waitUntil(async () => (await query(lab, prom, "udptun_packets_total > 1000")).length >= 4, 20_000);
-  const pools = await query(lab, prom, "udptun_buffer_count");
+  const pools = await query(lab, prom, "udptun_buffer_allocated");
   for (const instance of targets) {
     // Offloads are on by default: a pool of super-packet buffers per path.
     for (const [pool, size] of [["device_gso", SUPER_BUFFER_SIZE], ["network_gro", SUPER_BUFFER_SIZE]] as const) {
-      const s = pools.find((x) => x.metric.instance === instance && x.metric.udptun_buffer_pool_name === pool);
-      t.ok(s, `udptun_buffer_count{instance=${instance}, pool=${pool}} exists`);
-      t.equal(s?.metric.udptun_buffer_pool_buffer_size, String(size), "tagged with the buffer size");
+      const s = pools.find((x) => x.metric.instance === instance && x.metric.pool === pool);
+      t.ok(s, `udptun_buffer_allocated{instance=${instance}, pool=${pool}} exists`);
+      t.equal(s?.metric.buffer_size, String(size), "tagged with the buffer size");
       t.ok(Number(s?.value[1]) > 0, "and counts allocated buffers");
     }
     const inUse = await query(lab, prom, `udptun_buffer_in_use{instance="${instance}"}`);
@@ -215,6 +217,16 @@ t.test("Prometheus scrapes both instances: pool series and packet counters", asy
   const strangerDrops = `udptun_socket_receive_drops_total{instance="${targets[0]}"} >= 500`;
   await waitUntil(async () => (await query(lab, prom, strangerDrops)).length === 1, 10_000);
   t.pass("the stranger's drops are visible in Prometheus");
+});
+
+t.test("promtool check metrics has nothing to say about a live /metrics", async (t) => {
+  for (const inst of [a, b]) {
+    const text = await fetchIn(lab, inst.host, inst.metricsUrl);
+    t.match(text, /^udptun_packets_total\{/m, `${inst.host.ns}: a scrape after traffic`);
+    const r = await promtoolCheck(text);
+    t.equal(r.findings, "", `${inst.host.ns}: no findings`);
+    t.equal(r.code, 0, `${inst.host.ns}: exit code 0`);
+  }
 });
 
 t.test("an IPv6 underlay: dual-stack listen, IPv6 peer endpoints", async (t) => {

@@ -98,8 +98,8 @@ t.test("/metrics: data-path series per worker; TUN reads spread over both, each 
     const rx = byWorker(m, "udptun_packets_total", { path: "network_to_device", peer });
     t.equal(rx.filter((n) => n > 0).length, 1, `${ns}: network_to_device packets by worker ${rx.join(" / ")}: one worker`);
     for (const pool of ["device_gso", "network_gro"]) { // offloads are on by default
-      const inUse = byWorker(m, "udptun_buffer_in_use", { udptun_buffer_pool_name: pool });
-      t.equal(m.filter((s) => s.name === "udptun_buffer_capacity" && s.labels.udptun_buffer_pool_name === pool).length, 2, `${ns}: ${pool} pool: one per worker`);
+      const inUse = byWorker(m, "udptun_buffer_in_use", { pool });
+      t.equal(m.filter((s) => s.name === "udptun_buffer_capacity" && s.labels.pool === pool).length, 2, `${ns}: ${pool} pool: one per worker`);
       t.ok(inUse.every((n) => n <= 64), `${ns}: ${pool} pool in use by worker ${inUse.join(" / ")}`);
     }
     const dataPath = m.filter((s) => s.name.startsWith("udptun_") && !s.name.startsWith("udptun_process_"));

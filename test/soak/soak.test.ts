@@ -84,8 +84,8 @@ function point(at: number, isoLo: number, isoHi: number, m: Sample[]): Point {
   const count: Record<string, number> = {};
   const inUse: Record<string, number> = {};
   for (const p of POOLS) {
-    count[p] = sum(m, "udptun_buffer_count", { udptun_buffer_pool_name: p });
-    inUse[p] = sum(m, "udptun_buffer_in_use", { udptun_buffer_pool_name: p });
+    count[p] = sum(m, "udptun_buffer_allocated", { pool: p });
+    inUse[p] = sum(m, "udptun_buffer_in_use", { pool: p });
   }
   return {
     at,
@@ -273,7 +273,7 @@ t.test(`soak: ${SECONDS} s of traffic, resources flat after ${WARMUP_S} s, idle 
 
   // Idle: every buffer comes back, then no CPU to speak of.
   await waitUntil(async () => (await Promise.all(insts.map((i) => scrape(lab, i))))
-    .every((m) => POOLS.every((pool) => sum(m, "udptun_buffer_in_use", { udptun_buffer_pool_name: pool }) === 0)), 10_000);
+    .every((m) => POOLS.every((pool) => sum(m, "udptun_buffer_in_use", { pool }) === 0)), 10_000);
   t.pass("every buffer back in its pool once traffic stopped");
   const before = await sampleBoth(0);
   const i0 = performance.now();
