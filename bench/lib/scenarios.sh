@@ -84,6 +84,36 @@ tunnel_underlay() {
   fi
 }
 
+# Per side (a, b) of a tunnel scenario: its namespace, its underlay IPv4 address, the other side.
+declare -gA TUN_NS=() TUN_UNDER=() TUN_OTHER=([a]=b [b]=a)
+
+# tunnel_topology: fresh namespaces with the tunnel underlay; sets SC_NS_A/B, TUN_NS and
+# TUN_UNDER. On failure the scenario is already finished.
+tunnel_topology() {
+  topo_create "$PREFIX" || return 1
+  tunnel_underlay || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  TUN_NS=([a]=$SC_NS_A [b]=$SC_NS_B)
+  TUN_UNDER=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4)
+}
+
+# Inner addresses of a tunnel scenario on net N: 10.N.0.0/24 and fdN::/64, side a .1 / ::1,
+# side b .2 / ::2. inner4/inner6 SIDE N print one side's address.
+side_n() { [[ $1 == a ]] && echo 1 || echo 2; }
+inner4() { echo "10.$2.0.$(side_n "$1")"; }
+inner6() { echo "fd$2::$(side_n "$1")"; }
+
+# tunnel_address SIDE DEV N [link set args...]: DEV gets SIDE's inner addresses on net N, the
+# inner MTU, and goes up; side b's addresses become the test destinations.
+tunnel_address() {
+  local side=$1 dev=$2 net=$3 ns=${TUN_NS[$1]}
+  shift 3
+  ip -n "$ns" addr add "$(inner4 "$side" "$net")/24" dev "$dev" || return 1
+  ip -n "$ns" -6 addr add "$(inner6 "$side" "$net")/64" dev "$dev" nodad || return 1
+  ip -n "$ns" link set "$dev" mtu "$INNER_MTU" "$@" up || return 1
+  if [[ $side == b ]]; then SC_DST4=$(inner4 b "$net"); SC_DST6=$(inner6 b "$net"); fi
+}
+
 # wait until $2 exists inside namespace $1
 wait_dev() {
   local ns=$1 dev=$2 t=${3:-10} i
@@ -178,28 +208,24 @@ scenario_wireguard_go() {
     return 1
   fi
   slog "== $label ($("$wggo" --version 2>/dev/null | head -n 1), $wggo): wg0 MTU $INNER_MTU, 10.88.0.0/24, fd88::/64"
-  topo_create "$PREFIX" || return 1
-  tunnel_underlay || { finish_scenario 1; return 1; }
-  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
-  local kd="$RUN_DIR/wg/$label" side ns
+  tunnel_topology || return 1
+  local kd="$RUN_DIR/wg/$label" side ns net=88
   mkdir -p "$kd"; chmod 700 "$RUN_DIR/wg" "$kd"
   mkdir -p /run/wireguard
   for side in a b; do
     (umask 077; "$wgtool" genkey >"$kd/$side.key")
     "$wgtool" pubkey <"$kd/$side.key" >"$kd/$side.pub"
   done
-  local -A addr4=([a]=10.88.0.1 [b]=10.88.0.2) addr6=([a]=fd88::1 [b]=fd88::2)
-  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
-  local -A other=([a]=b [b]=a) pid
+  local -A pid
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     TOPO_BG_LOG="$RUN_DIR/$label.$side.log" topo_bg "$ns" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
       sh -c 'mount -t tmpfs -o mode=0700 tmpfs /run/wireguard && exec "$0" wg0' "$wggo"
     pid[$side]=$TOPO_LAST_PID
   done
   SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     if ! wait_dev "$ns" wg0 10; then
       slog "  wireguard-go did not create wg0 in $ns: $(tail -n 5 "$RUN_DIR/$label.$side.log" 2>/dev/null)"
       finish_scenario 1; return 1
@@ -210,15 +236,13 @@ scenario_wireguard_go() {
       nsenter -t "${pid[$side]}" -m -n test -S /run/wireguard/wg0.sock && break
       sleep 0.05
     done
-    local o=${other[$side]}
+    local o=${TUN_OTHER[$side]}
     nsenter -t "${pid[$side]}" -m -n "$wgtool" set wg0 private-key "$kd/$side.key" listen-port 51820 \
-      peer "$(cat "$kd/$o.pub")" endpoint "${under[$o]}:51820" allowed-ips "${addr4[$o]}/32,${addr6[$o]}/128" ||
+      peer "$(cat "$kd/$o.pub")" endpoint "${TUN_UNDER[$o]}:51820" \
+      allowed-ips "$(inner4 "$o" $net)/32,$(inner6 "$o" $net)/128" ||
       { slog "  wg set failed in $ns"; finish_scenario 1; return 1; }
-    ip -n "$ns" addr add "${addr4[$side]}/24" dev wg0
-    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev wg0 nodad
-    ip -n "$ns" link set wg0 mtu "$INNER_MTU" up
+    tunnel_address "$side" wg0 $net || { finish_scenario 1; return 1; }
   done
-  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
   check_paths || { finish_scenario 1; return 1; }
   measure_matrix
   finish_scenario $?
@@ -232,22 +256,14 @@ scenario_vxlan() {
   sc_reset
   SC_LABEL=vxlan; SC_KIND=vxlan; SC_SPECS=$(scenario_specs vxlan)
   slog "== vxlan: kernel VXLAN (VNI 42, UDP 4789) over the veth, vx0 MTU $INNER_MTU, 10.55.0.0/24, fd55::/64"
-  topo_create "$PREFIX" || return 1
-  tunnel_underlay || { finish_scenario 1; return 1; }
-  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
-  local -A addr4=([a]=10.55.0.1 [b]=10.55.0.2) addr6=([a]=fd55::1 [b]=fd55::2)
-  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
-  local -A other=([a]=b [b]=a)
+  tunnel_topology || return 1
   local side ns
   for side in a b; do
-    ns=${nsof[$side]}
-    ip -n "$ns" link add vx0 type vxlan id 42 local "${under[$side]}" remote "${under[${other[$side]}]}" \
+    ns=${TUN_NS[$side]}
+    ip -n "$ns" link add vx0 type vxlan id 42 local "${TUN_UNDER[$side]}" remote "${TUN_UNDER[${TUN_OTHER[$side]}]}" \
       dstport 4789 dev "$TOPO_DEV" || { slog "  cannot create a vxlan device in $ns"; finish_scenario 1; return 1; }
-    ip -n "$ns" addr add "${addr4[$side]}/24" dev vx0
-    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev vx0 nodad
-    ip -n "$ns" link set vx0 mtu "$INNER_MTU" up
+    tunnel_address "$side" vx0 55 || { finish_scenario 1; return 1; }
   done
-  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
   check_paths || { finish_scenario 1; return 1; }
   measure_matrix
   finish_scenario $?
@@ -352,33 +368,26 @@ scenario_ceiling_c() {
     slog "  cc failed: $(cat "$RUN_DIR/bin/cc.log")"; return 1
   fi
   slog "== $SC_LABEL: $desc, MTU $INNER_MTU"
-  topo_create "$PREFIX" || return 1
-  tunnel_underlay || { finish_scenario 1; return 1; }
-  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
-  local -A addr4=([a]=10.99.0.1 [b]=10.99.0.2) addr6=([a]=fd99::1 [b]=fd99::2)
-  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
-  local -A other=([a]=b [b]=a) pid
+  tunnel_topology || return 1
+  local -A pid
   local side ns
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     TOPO_BG_LOG="$RUN_DIR/$SC_LABEL.$side.log" topo_bg "$ns" "$bin" -i "$SC_DEV" \
-      -l "${under[$side]}:51820" -p "${under[${other[$side]}]}:51820"
+      -l "${TUN_UNDER[$side]}:51820" -p "${TUN_UNDER[${TUN_OTHER[$side]}]}:51820"
     pid[$side]=$TOPO_LAST_PID
   done
   SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     if ! wait_dev "$ns" "$SC_DEV" 10; then
       slog "  fwd did not create $SC_DEV in $ns: $(tail -n 5 "$RUN_DIR/$SC_LABEL.$side.log")"
       finish_scenario 1; return 1
     fi
-    ip -n "$ns" addr add "${addr4[$side]}/24" dev "$SC_DEV"
-    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev "$SC_DEV" nodad
     # the queue length udptun gives the devices it creates (device.txQueueLen): the C
     # loops stand for udptun's kernel calls, so they get its device too
-    ip -n "$ns" link set "$SC_DEV" mtu "$INNER_MTU" txqueuelen "$UDPTUN_TXQUEUELEN" up
+    tunnel_address "$side" "$SC_DEV" 99 txqueuelen "$UDPTUN_TXQUEUELEN" || { finish_scenario 1; return 1; }
   done
-  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
   check_paths || { finish_scenario 1; return 1; }
   measure_matrix
   finish_scenario $?
