@@ -24,6 +24,7 @@ $(STAMP): package.json package-lock.json src/native/binding.gyp $(wildcard src/n
 	@touch $@
 
 setup: $(STAMP) ## install system packages and npm dependencies, build the addon
+	@scripts/fetch-wireguard-trixie.sh # also where the stamp is older than the script
 
 build: setup ## compile TypeScript into dist/
 	@echo "==> tsc"

@@ -4,7 +4,7 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "src/native/build/", "bench/results/", ".tap/", "coverage/"] },
+  { ignores: ["dist/", "node_modules/", "src/native/build/", "bench/results/", ".tap/", "coverage/", ".deps/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

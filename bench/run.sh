@@ -5,7 +5,10 @@
 # client in A and server in B, both directions, TCP and UDP at several offered
 # rates. Scenarios:
 #   veth          direct over the veth, MTU 1420, TSO/GSO/GRO off (packet-level limit)
-#   wireguard-go  Debian's wireguard-go in each namespace (encrypts)
+#   vxlan         the kernel's own UDP tunnel over the veth, inner MTU 1420 (no user space)
+#   wireguard-go  Debian bookworm's wireguard-go 0.0.20220316 in each namespace (encrypts)
+#   wireguard-go-2023  Debian trixie's 0.0.20231211 (UDP GSO/GRO, TUN offloads), fetched
+#                 into .deps/trixie by scripts/fetch-wireguard-trixie.sh
 #   ceiling-c     bench/ceiling/fwd.c: udptun's plain batched loop in C, no JS
 #   ceiling-c-offload  bench/ceiling/fwd-offload.c: udptun's offload path (the addon's
 #                 own split/send and join/write code) in a C loop, no JS
@@ -15,7 +18,8 @@
 # Prints progress on stderr and a table on stdout; writes
 # bench/results/latest.{json,svg,txt} and keeps the raw iperf3 JSON under
 # bench/results/runs/<stamp>/. Needs root, iproute2, iperf3, ethtool, curl,
-# iputils-ping, wireguard-go + wireguard-tools, a C compiler (--install-deps).
+# iputils-ping, wireguard-go + wireguard-tools, a C compiler, trixie's wireguard-go
+# (--install-deps).
 set -u -o pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,9 +28,10 @@ ROOT_DIR=$(cd "$BENCH_DIR/.." && pwd)
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [options]
-  --only LIST            scenarios, comma-separated (default:
-                         veth,wireguard-go,ceiling-c,ceiling-c-offload,udptun)
-                         available: veth veth-tso wireguard-go ceiling-c ceiling-c-offload udptun
+  --only LIST            scenarios, comma-separated (default: veth,vxlan,wireguard-go,
+                         wireguard-go-2023,ceiling-c,ceiling-c-offload,udptun)
+                         available: veth veth-tso vxlan wireguard-go wireguard-go-2023
+                         ceiling-c ceiling-c-offload udptun
   --runs N               runs per test (default 3)
   --time S               iperf3 -t seconds (default 5)
   --udp-rates LIST       UDP offered rates, 0 = flood (default 500M,1G,2G,4G,0)
@@ -39,9 +44,10 @@ usage: bench/run.sh [options]
                          both namespaces' net.ipv4.tcp_congestion_control);
                          "default" is this machine's net.ipv4.tcp_congestion_control
                          (default: default,cubic -- BBR paces, and on these machines the
-                         choice moves every TCP figure by 1.5-2x; see README)
+                         choice moves every TCP figure by 1.5-2x; see README). One the
+                         host refuses inside a namespace is skipped, and the report says so
   --dirs LIST            fwd (A->B), rev (B->A, iperf3 -R); default fwd,rev
-  --full                 also tcp6 and fixed UDP rates on veth / ceiling-c
+  --full                 also tcp6 on veth / vxlan / ceiling-c
   --udptun-config JSON   config fragment deep-merged into both udptun configs
   --udptun-variant NAME=JSON
                          run udptun once per variant (repeatable), as row
@@ -66,12 +72,13 @@ usage: bench/run.sh [options]
   --out DIR              results directory (default bench/results)
   --report DIR           only rebuild table/JSON/SVG from a raw run directory
   --cleanup              remove namespaces left by a killed run with --prefix, then exit
-  --install-deps         apt-get install the tools this needs, then continue
+  --install-deps         apt-get install the tools this needs, fetch trixie's
+                         wireguard-go (scripts/fetch-wireguard-trixie.sh), then continue
   --dry-run              print the plan and exit
 EOF
 }
 
-ONLY=veth,wireguard-go,ceiling-c,ceiling-c-offload,udptun
+ONLY=veth,vxlan,wireguard-go,wireguard-go-2023,ceiling-c,ceiling-c-offload,udptun
 RUNS=3
 TIME=5
 UDP_RATES="500M 1G 2G 4G 0"
@@ -179,6 +186,8 @@ source "$BENCH_DIR/lib/topo.sh"
 source "$BENCH_DIR/lib/measure.sh"
 # shellcheck source=lib/scenarios.sh
 source "$BENCH_DIR/lib/scenarios.sh"
+# shellcheck source=lib/tcp-cc.sh
+source "$BENCH_DIR/lib/tcp-cc.sh"
 
 if ((CLEANUP_ONLY)); then
   topo_destroy "$PREFIX"
@@ -189,7 +198,7 @@ fi
 # ------------------------------------------------------------ scenarios
 IFS=, read -r -a SCEN <<<"$ONLY"
 for s in "${SCEN[@]}"; do
-  case $s in veth | veth-tso | wireguard-go | ceiling-c | ceiling-c-offload | udptun) ;; *) die "unknown scenario $s" ;; esac
+  case $s in veth | veth-tso | vxlan | wireguard-go | wireguard-go-2023 | ceiling-c | ceiling-c-offload | udptun) ;; *) die "unknown scenario $s" ;; esac
 done
 has_scen() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -223,16 +232,40 @@ if ((INSTALL_DEPS)); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     iperf3 ethtool iputils-ping curl iproute2 util-linux wireguard-go wireguard-tools gcc libc6-dev >/dev/null ||
     die "apt-get install failed"
+  "$ROOT_DIR/scripts/fetch-wireguard-trixie.sh" >&2 || die "could not fetch trixie's wireguard-go"
 fi
 missing=()
 for c in ip iperf3 ethtool ping timeout nsenter; do command -v "$c" >/dev/null || missing+=("$c"); done
-has_scen wireguard-go && for c in wireguard-go wg; do command -v "$c" >/dev/null || missing+=("$c"); done
+has_scen wireguard-go && for c in "$WG_BOOKWORM_GO" "$WG_BOOKWORM"; do [[ -n $c && -x $c ]] || missing+=("${c:-wireguard-go/wg}"); done
+if has_scen wireguard-go-2023; then
+  for c in "$WG_TRIXIE_GO" "$WG_TRIXIE"; do
+    [[ -n $c && -x $c ]] || die "wireguard-go-2023: ${c:-the trixie wireguard-go} missing (run scripts/fetch-wireguard-trixie.sh, or use --install-deps)"
+  done
+fi
 { has_scen ceiling-c || has_scen ceiling-c-offload; } && { command -v cc >/dev/null || missing+=(cc); }
 has_scen udptun && { command -v curl >/dev/null || missing+=(curl); }
 if [[ ${#missing[@]} -gt 0 ]]; then
   die "missing tools: ${missing[*]} (apt-get install iperf3 ethtool iputils-ping curl wireguard-go wireguard-tools gcc, or use --install-deps)"
 fi
 [[ -c /dev/net/tun ]] || die "/dev/net/tun missing"
+
+# Congestion controls a namespace may not use here are dropped, said once, and the report
+# names them with the kernel's reason (rather than every tcp+CC test failing on its own).
+TCP_CC_SKIPPED=
+if [[ -z $TESTS_FILTER || ",$TESTS_FILTER," == *,tcp* ]]; then
+  keep_cc=()
+  for cc in "${TCP_CC[@]}"; do
+    reason=$(tcp_cc_refusal "$PREFIX" "$cc") || die "$reason"
+    if [[ -n $reason ]]; then
+      echo "bench: net.ipv4.tcp_congestion_control=$cc cannot be set inside a network namespace on this host: $reason; the tcp+$cc tests are skipped" >&2
+      TCP_CC_SKIPPED+="$cc"$'\t'"$reason"$'\n'
+    else
+      keep_cc+=("$cc")
+    fi
+  done
+  TCP_CC=("${keep_cc[@]}")
+  [[ ${#TCP_CC[@]} -gt 0 ]] || echo "bench: no congestion control of --tcp-cc $TCP_CC_LIST can be used here: no TCP tests" >&2
+fi
 
 # udptun: build when dist is missing or older than src
 if has_scen udptun; then
@@ -255,6 +288,7 @@ n_dirs=$(wc -w <<<"$DIRS")
 for s in "${SCEN[@]}"; do
   kinds=("$s")
   [[ $s == ceiling-c-offload ]] && kinds=(ceiling-c)
+  [[ $s == wireguard-go-2023 ]] && kinds=(wireguard-go)
   [[ $s == udptun ]] && { kinds=(); for l in "${UDPTUN_LABELS[@]}"; do kinds+=("$(udptun_spec_kind "$l")"); done; }
   for kind in $(printf '%s\n' "${kinds[@]}" | sort -u); do
     reps=$(printf '%s\n' "${kinds[@]}" | grep -cx "$kind")
@@ -280,12 +314,15 @@ mkdir -p "$RUN_DIR/iperf" || die "cannot create $RUN_DIR"
 variant_args=()
 for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
 has_scen udptun || variant_args=()
+WG_PATHS="$WG_BOOKWORM_GO"$'\n'"$WG_BOOKWORM"$'\n'"$WG_TRIXIE_GO"$'\n'"$WG_TRIXIE" TCP_CC_SKIPPED=$TCP_CC_SKIPPED \
 MACHINE_CC=$(sysctl -n net.ipv4.tcp_congestion_control) RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDPTUN_NODE" -e '
   const [started, runs, time, rates, window, tcpcc, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
   const variants = [];
   for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
-  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), udp_window: window, tcp_cc: tcpcc.split(" "),
-    tcp_cc_machine_default: process.env.MACHINE_CC, dirs: dirs.split(" "),
+  const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), udp_window: window, tcp_cc: tcpcc.split(" ").filter(Boolean),
+    tcp_cc_machine_default: process.env.MACHINE_CC,
+    tcp_cc_skipped: process.env.TCP_CC_SKIPPED.split("\n").filter(Boolean).map((l) => ({ cc: l.split("\t")[0], reason: l.split("\t")[1] })),
+    dirs: dirs.split(" "),
     prefix, scenarios: only.split(","), underlay_offloads: underlay, full: full === "1",
     pin_iperf: pin || null, iperf_extra_args: extra || null,
     retry_noisy: +process.env.RETRY_NOISY, quiet_wait_s: +process.env.QUIET_WAIT,
@@ -294,6 +331,8 @@ MACHINE_CC=$(sysctl -n net.ipv4.tcp_congestion_control) RETRY_NOISY=$RETRY_NOISY
       veth_scenario: "veth MTU 1420, TSO/GSO/GRO off",
       tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
     udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants };
+  const [wgGo, wg, wgGo23, wg23] = process.env.WG_PATHS.split("\n");
+  meta.wireguard_go = { "wireguard-go": { binary: wgGo || null, wg: wg || null }, "wireguard-go-2023": { binary: wgGo23 || null, wg: wg23 || null } };
   console.log(JSON.stringify(meta, null, 2));' \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS" "$TIME" "$UDP_RATES" "$UDP_WINDOW" "${TCP_CC[*]}" "$DIRS" "$PREFIX" "$ONLY" "$UNDERLAY_OFFLOADS" \
   "$FULL" "$PIN_IPERF" "$IPERF_EXTRA" "$UDPTUN_NODE" "${variant_args[@]}" >"$RUN_DIR/meta.json" || die "cannot write meta.json"
@@ -322,7 +361,9 @@ for s in "${SCEN[@]}"; do
   case $s in
     veth) scenario_veth || failed+=(veth) ;;
     veth-tso) scenario_veth_tso || failed+=(veth-tso) ;;
-    wireguard-go) scenario_wireguard_go || failed+=(wireguard-go) ;;
+    vxlan) scenario_vxlan || failed+=(vxlan) ;;
+    wireguard-go) scenario_wireguard_go wireguard-go "$WG_BOOKWORM_GO" "$WG_BOOKWORM" || failed+=(wireguard-go) ;;
+    wireguard-go-2023) scenario_wireguard_go wireguard-go-2023 "$WG_TRIXIE_GO" "$WG_TRIXIE" || failed+=(wireguard-go-2023) ;;
     ceiling-c) scenario_ceiling_c || failed+=(ceiling-c) ;;
     ceiling-c-offload) scenario_ceiling_c offload || failed+=(ceiling-c:offloads) ;;
     udptun)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages udptun's build, tests, demo and benchmarks use, if missing.
-# Idempotent: apt runs only when something is absent.
+# Idempotent: apt runs only when something is absent. Then Debian trixie's wireguard-go and
+# wg, which the interop tests and the bench run beside bookworm's, are fetched into .deps/
+# (scripts/fetch-wireguard-trixie.sh: private, nothing installed; a no-op when present).
 set -euo pipefail
+fetch_trixie() { "$(dirname "${BASH_SOURCE[0]}")/fetch-wireguard-trixie.sh"; }
 PKGS=(iproute2 iperf3 prometheus curl iputils-ping ethtool tcpdump python3 make g++ wireguard-go wireguard-tools linux-perf)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -9,6 +12,7 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
+  fetch_trixie
   exit 0
 fi
 echo "system packages: installing ${missing[*]}"
@@ -21,3 +25,4 @@ apt-get update -qq
 # Debian's prometheus package would start a service; we start our own in tests.
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "system packages: done"
+fetch_trixie

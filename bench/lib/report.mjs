@@ -191,7 +191,9 @@ function machine(meta) {
     cpu_model: cpuModel,
     mem_total_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
     iperf3: sh('iperf3', ['--version']),
-    wireguard_go: sh('wireguard-go', ['--version']),
+    wireguard_go: sh(meta?.wireguard_go?.['wireguard-go']?.binary ?? 'wireguard-go', ['--version']),
+    // trixie's 0.0.20231211 package prints v0.0.20230223, the last tag before its snapshot
+    wireguard_go_2023: meta?.wireguard_go?.['wireguard-go-2023']?.binary ? sh(meta.wireguard_go['wireguard-go-2023'].binary, ['--version']) : null,
     cc: sh('cc', ['--version']),
     report_node: process.version,
     udptun_node: meta?.udptun_node_version ?? null,
@@ -251,12 +253,13 @@ function aggregate(analysed) {
     });
   }
   // ratios (same sitting): to veth for the same test/direction (fixed-rate
-  // UDP excluded: veth just carries the offered rate), and to wireguard-go.
+  // UDP excluded: veth just carries the offered rate), and to both wireguard-go releases.
   const find = (label, spec, dir) => rows.find((r) => r.label === label && r.spec === spec && r.dir === dir);
   for (const r of rows) {
     const g = r.goodput_gbps?.median;
     const v = find('veth', r.spec, r.dir);
     const w = find('wireguard-go', r.spec, r.dir);
+    const w23 = find('wireguard-go-2023', r.spec, r.dir);
     // Each udptun row against the C loop that makes the same kernel calls: every offload
     // on against ceiling-c:offloads, all off against ceiling-c (partial variants have none).
     const ceiling = r.kind !== 'udptun' ? null : r.label === 'udptun' ? 'ceiling-c:offloads' : r.label === 'udptun:no-offloads' ? 'ceiling-c' : null;
@@ -264,6 +267,7 @@ function aggregate(analysed) {
     const fixedRate = r.proto === 'udp' && r.offered_bps;
     r.x_veth = !fixedRate && v && g && v.goodput_gbps?.median ? g / v.goodput_gbps.median : null;
     r.x_wireguard_go = w && g && w.goodput_gbps?.median ? g / w.goodput_gbps.median : null;
+    r.x_wireguard_go_2023 = w23 && g && w23.goodput_gbps?.median ? g / w23.goodput_gbps.median : null;
     r.x_ceiling_c = c && g && c.goodput_gbps?.median ? g / c.goodput_gbps.median : null;
     r.of_offered = fixedRate && g ? (g * 1e9) / r.offered_bps : null;
   }
@@ -279,12 +283,15 @@ function aggregate(analysed) {
 
 // ------------------------------------------------------------ table
 function table(rows, meta, mach) {
-  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'kthreads%', 'other%', 'loss%', 'retr'];
+  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x wg-go-2023', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'kthreads%', 'other%', 'loss%', 'retr'];
   const lines = [];
   lines.push(
     `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  udp -w ${meta.udp_window ?? 'default'}  ` +
       `${mach.nproc} cores, ${mach.cpu_model}, kernel ${mach.kernel}`,
   );
+  for (const { cc, reason } of meta.tcp_cc_skipped ?? []) {
+    lines.push(`tcp+${cc} not measured: net.ipv4.tcp_congestion_control=${cc} cannot be set inside a network namespace on this host: ${reason}`);
+  }
   let cur = '';
   let block = [];
   const flush = () => {
@@ -310,6 +317,7 @@ function table(rows, meta, mach) {
       g ? `${fmt(g.min, 2)}-${fmt(g.max, 2)}` : '',
       r.x_veth ? fmt(r.x_veth, 2) : r.of_offered ? `${fmt(100 * r.of_offered, 0)}% off.` : '',
       r.x_wireguard_go && r.label !== 'wireguard-go' ? fmt(r.x_wireguard_go, 2) : '',
+      r.x_wireguard_go_2023 && r.label !== 'wireguard-go-2023' ? fmt(r.x_wireguard_go_2023, 2) : '',
       r.x_ceiling_c && r.kind === 'udptun' ? fmt(r.x_ceiling_c, 2) : '',
       fmt(r.cpu_us_per_pkt?.median, 2),
       fmt(r.cpu_us_per_delivered_pkt?.median, 2),
@@ -328,7 +336,7 @@ function table(rows, meta, mach) {
   }
   lines.push('');
   lines.push(
-    'Gbit/s: receiver-side goodput, median of runs. x veth / x wg-go / x ceil-c: ratio of medians, same sitting ' +
+    'Gbit/s: receiver-side goodput, median of runs. x veth / x wg-go (bookworm 0.0.20220316) / x wg-go-2023 (trixie 0.0.20231211) / x ceil-c: ratio of medians, same sitting ' +
       '(fixed-rate UDP shows % of offered instead of x veth).',
   );
   lines.push(
@@ -346,7 +354,7 @@ function table(rows, meta, mach) {
 
 // ------------------------------------------------------------ svg
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const PALETTE = ['#7f7f7f', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#bcbd22'];
+const PALETTE = ['#7f7f7f', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#393b79', '#637939'];
 
 function niceMax(x) {
   if (!(x > 0)) return 1;
@@ -425,7 +433,9 @@ function svg(rows, meta, mach) {
   const width = Math.max(700, 90 + cats.length * Math.max(60, labels.length * 22 + 14));
   const h1 = 380, h2 = 300;
   const fwdLabels = labels.filter((l) => rows.some((r) => r.label === l && r.cpu_us_per_pkt));
-  const tunnelLabels = labels.filter((l) => !l.startsWith('veth'));
+  // the kernel-only references (veth, vxlan) may dwarf the user-space tunnels
+  const isReference = (l) => l.startsWith('veth') || l === 'vxlan';
+  const tunnelLabels = labels.filter((l) => !isReference(l));
   const parts = [];
   parts.push(
     panel({
@@ -434,7 +444,7 @@ function svg(rows, meta, mach) {
       title: 'Goodput (receiver side), median with min-max; dashed: offered UDP rate',
       offeredLine: true,
       unit: 'Gbit/s',
-      capFrom: tunnelLabels.length ? labels.filter((l) => l.startsWith('veth')) : null,
+      capFrom: tunnelLabels.length ? labels.filter(isReference) : null,
     }),
   );
   let total = 40 + h1;
@@ -459,7 +469,7 @@ function svg(rows, meta, mach) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="20" font-size="13">${esc(head)}</text>`,
-    `<text x="10" y="34" font-size="10" fill="#555">veth bars are cut at the axis top (marked) when they dwarf the tunnels; hover a bar for its values</text>`,
+    `<text x="10" y="34" font-size="10" fill="#555">veth and vxlan bars are cut at the axis top (marked) when they dwarf the tunnels; hover a bar for its values</text>`,
     ...parts,
     legend,
     `</svg>`,
@@ -494,7 +504,7 @@ if (argv[0] === '--report') {
       cpu_us_per_pkt: 'forwarder utime+stime (/proc/PID/stat, all threads) / packets moved through its TUN device (rx+tx counters, ACKs included), mean of both forwarders',
       cpu_us_per_delivered_pkt: 'mean forwarder CPU / data packets delivered to the receiver (TCP: bytes/(MTU-IP header-32))',
       host: 'per-process /proc snapshots before and after each run, as % of all cores over the wall time: kernel_threads_pct (pid 2 and its children), foreign_pct (every process outside the test); runs with foreign_pct over 5% are flagged noisy (and retried with --retry-noisy). proc_stat_ticks: raw /proc/stat delta, unreliable on this VM kind',
-      ratios: 'x_veth, x_wireguard_go, x_ceiling_c: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
+      ratios: 'x_veth, x_wireguard_go (bookworm), x_wireguard_go_2023 (trixie), x_ceiling_c: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
     },
     results: rows,
     runs: analysed,

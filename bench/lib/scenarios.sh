@@ -14,12 +14,23 @@ UDPTUN_TXQUEUELEN=$("$NODE" --no-warnings -e 'import(process.argv[1]).then((m) =
   printf 'bench: cannot read DEFAULTS.txQueueLen from src/config/schema.ts; the C loops get the TUN default, 500\n' >&2
 }
 UDPTUN_READY_TIMEOUT=${UDPTUN_READY_TIMEOUT:-20}
+# Both wireguard-go releases and their wg, from the module the interop tests use
+# (test/e2e/lib/wireguard-bins.ts): bookworm's system packages, trixie's in .deps/trixie
+# (scripts/fetch-wireguard-trixie.sh).
+WG_BOOKWORM_GO=; WG_BOOKWORM=; WG_TRIXIE_GO=; WG_TRIXIE=
+if wg_bins=$("$NODE" --no-warnings -e 'import(process.argv[1]).then((m) =>
+    console.log([m.BOOKWORM.wireguardGo, m.BOOKWORM.wg, m.TRIXIE.wireguardGo, m.TRIXIE.wg].join("\n")))' \
+    "$ROOT_DIR/test/e2e/lib/wireguard-bins.ts"); then
+  { read -r WG_BOOKWORM_GO; read -r WG_BOOKWORM; read -r WG_TRIXIE_GO; read -r WG_TRIXIE; } <<<"$wg_bins"
+else
+  printf 'bench: cannot read test/e2e/lib/wireguard-bins.ts; wireguard-go is taken from PATH, wireguard-go-2023 is unavailable\n' >&2
+  WG_BOOKWORM_GO=$(command -v wireguard-go); WG_BOOKWORM=$(command -v wg)
+fi
 
 slog() { printf '%s\n' "$*" >&2; }
 
 # scenario_specs kind -> test specs for that scenario
-#   veth, ceiling-c: tcp4 + UDP (veth: flood only; fixed rates below the veth
-#   limit only measure the offered rate); tcp6 and all rates with --full.
+#   veth, vxlan, ceiling-c: tcp4 + UDP at every rate; tcp6 with --full.
 #   wireguard-go, udptun: tcp4 tcp6 + UDP at every rate.
 #   udptun-partial (the default set's one-offload-off variants): tcp4 + the last fixed
 #   UDP rate and the flood.
@@ -33,7 +44,7 @@ scenario_specs() {
     veth-tso)
       ((FULL)) && want_tcp6=1
       rates=() ;;
-    ceiling-c)
+    ceiling-c | vxlan)
       ((FULL)) && want_tcp6=1
       rates=($UDP_RATES) ;;
     wireguard-go | udptun)
@@ -71,6 +82,36 @@ tunnel_underlay() {
   if [[ ${UNDERLAY_OFFLOADS:-default} == off ]]; then
     topo_veth_tune "$PREFIX" 1500 off
   fi
+}
+
+# Per side (a, b) of a tunnel scenario: its namespace, its underlay IPv4 address, the other side.
+declare -gA TUN_NS=() TUN_UNDER=() TUN_OTHER=([a]=b [b]=a)
+
+# tunnel_topology: fresh namespaces with the tunnel underlay; sets SC_NS_A/B, TUN_NS and
+# TUN_UNDER. On failure the scenario is already finished.
+tunnel_topology() {
+  topo_create "$PREFIX" || return 1
+  tunnel_underlay || { finish_scenario 1; return 1; }
+  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
+  TUN_NS=([a]=$SC_NS_A [b]=$SC_NS_B)
+  TUN_UNDER=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4)
+}
+
+# Inner addresses of a tunnel scenario on net N: 10.N.0.0/24 and fdN::/64, side a .1 / ::1,
+# side b .2 / ::2. inner4/inner6 SIDE N print one side's address.
+side_n() { [[ $1 == a ]] && echo 1 || echo 2; }
+inner4() { echo "10.$2.0.$(side_n "$1")"; }
+inner6() { echo "fd$2::$(side_n "$1")"; }
+
+# tunnel_address SIDE DEV N [link set args...]: DEV gets SIDE's inner addresses on net N, the
+# inner MTU, and goes up; side b's addresses become the test destinations.
+tunnel_address() {
+  local side=$1 dev=$2 net=$3 ns=${TUN_NS[$1]}
+  shift 3
+  ip -n "$ns" addr add "$(inner4 "$side" "$net")/24" dev "$dev" || return 1
+  ip -n "$ns" -6 addr add "$(inner6 "$side" "$net")/64" dev "$dev" nodad || return 1
+  ip -n "$ns" link set "$dev" mtu "$INNER_MTU" "$@" up || return 1
+  if [[ $side == b ]]; then SC_DST4=$(inner4 b "$net"); SC_DST6=$(inner6 b "$net"); fi
 }
 
 # wait until $2 exists inside namespace $1
@@ -150,39 +191,43 @@ scenario_veth() { veth_scenario veth "$INNER_MTU" off "TSO/GSO/GRO off"; }
 scenario_veth_tso() { veth_scenario veth-tso 1500 on "offloads on"; }
 
 # ---------------------------------------------------------------- wireguard-go
+# scenario_wireguard_go LABEL WIREGUARD_GO WG: one release of wireguard-go (row LABEL) with
+# the wg of the same release: wireguard-go is bookworm's 0.0.20220316, wireguard-go-2023
+# trixie's 0.0.20231211 (UDP GSO/GRO and TUN offloads).
 # Each wireguard-go runs in its namespace's private mount namespace (the one
 # `ip netns exec` makes) with a tmpfs on /run/wireguard, so the two wg0.sock
 # UAPI sockets (and those of parallel runs) do not collide; `wg` is run in
 # the same mount+net namespaces through nsenter.
 scenario_wireguard_go() {
+  local label=$1 wggo=$2 wgtool=$3
   sc_reset
-  SC_LABEL=wireguard-go; SC_KIND=wireguard-go; SC_SPECS=$(scenario_specs wireguard-go)
+  SC_LABEL=$label; SC_KIND=wireguard-go; SC_SPECS=$(scenario_specs wireguard-go)
   SC_DEV=wg0
-  slog "== wireguard-go ($(wireguard-go --version 2>/dev/null | head -n 1)): wg0 MTU $INNER_MTU, 10.88.0.0/24, fd88::/64"
-  topo_create "$PREFIX" || return 1
-  tunnel_underlay || { finish_scenario 1; return 1; }
-  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
-  local kd="$RUN_DIR/wg" side ns
-  mkdir -p "$kd"; chmod 700 "$kd"
+  if [[ ! -x $wggo || ! -x $wgtool ]]; then
+    slog "== $label: ${wggo:-wireguard-go} or ${wgtool:-wg} missing (scripts/fetch-wireguard-trixie.sh, or --install-deps)"
+    return 1
+  fi
+  slog "== $label ($("$wggo" --version 2>/dev/null | head -n 1), $wggo): wg0 MTU $INNER_MTU, 10.88.0.0/24, fd88::/64"
+  tunnel_topology || return 1
+  local kd="$RUN_DIR/wg/$label" side ns net=88
+  mkdir -p "$kd"; chmod 700 "$RUN_DIR/wg" "$kd"
   mkdir -p /run/wireguard
   for side in a b; do
-    (umask 077; wg genkey >"$kd/$side.key")
-    wg pubkey <"$kd/$side.key" >"$kd/$side.pub"
+    (umask 077; "$wgtool" genkey >"$kd/$side.key")
+    "$wgtool" pubkey <"$kd/$side.key" >"$kd/$side.pub"
   done
-  local -A addr4=([a]=10.88.0.1 [b]=10.88.0.2) addr6=([a]=fd88::1 [b]=fd88::2)
-  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
-  local -A other=([a]=b [b]=a) pid
+  local -A pid
   for side in a b; do
-    ns=${nsof[$side]}
-    TOPO_BG_LOG="$RUN_DIR/wireguard-go.$side.log" topo_bg "$ns" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
-      sh -c 'mount -t tmpfs -o mode=0700 tmpfs /run/wireguard && exec wireguard-go wg0'
+    ns=${TUN_NS[$side]}
+    TOPO_BG_LOG="$RUN_DIR/$label.$side.log" topo_bg "$ns" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error \
+      sh -c 'mount -t tmpfs -o mode=0700 tmpfs /run/wireguard && exec "$0" wg0' "$wggo"
     pid[$side]=$TOPO_LAST_PID
   done
   SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     if ! wait_dev "$ns" wg0 10; then
-      slog "  wireguard-go did not create wg0 in $ns: $(tail -n 5 "$RUN_DIR/wireguard-go.$side.log" 2>/dev/null)"
+      slog "  wireguard-go did not create wg0 in $ns: $(tail -n 5 "$RUN_DIR/$label.$side.log" 2>/dev/null)"
       finish_scenario 1; return 1
     fi
     # the UAPI socket appears right after the device
@@ -191,15 +236,34 @@ scenario_wireguard_go() {
       nsenter -t "${pid[$side]}" -m -n test -S /run/wireguard/wg0.sock && break
       sleep 0.05
     done
-    local o=${other[$side]}
-    nsenter -t "${pid[$side]}" -m -n wg set wg0 private-key "$kd/$side.key" listen-port 51820 \
-      peer "$(cat "$kd/$o.pub")" endpoint "${under[$o]}:51820" allowed-ips "${addr4[$o]}/32,${addr6[$o]}/128" ||
+    local o=${TUN_OTHER[$side]}
+    nsenter -t "${pid[$side]}" -m -n "$wgtool" set wg0 private-key "$kd/$side.key" listen-port 51820 \
+      peer "$(cat "$kd/$o.pub")" endpoint "${TUN_UNDER[$o]}:51820" \
+      allowed-ips "$(inner4 "$o" $net)/32,$(inner6 "$o" $net)/128" ||
       { slog "  wg set failed in $ns"; finish_scenario 1; return 1; }
-    ip -n "$ns" addr add "${addr4[$side]}/24" dev wg0
-    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev wg0 nodad
-    ip -n "$ns" link set wg0 mtu "$INNER_MTU" up
+    tunnel_address "$side" wg0 $net || { finish_scenario 1; return 1; }
   done
-  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
+  check_paths || { finish_scenario 1; return 1; }
+  measure_matrix
+  finish_scenario $?
+}
+
+# ---------------------------------------------------------------- vxlan
+# The kernel's own UDP tunnel over the same veth and underlay as the other tunnels, at
+# the same inner MTU: what a tunnel costs with no user space at all (no forwarder
+# process, so no CPU columns; the work shows in kthreads% and softirq).
+scenario_vxlan() {
+  sc_reset
+  SC_LABEL=vxlan; SC_KIND=vxlan; SC_SPECS=$(scenario_specs vxlan)
+  slog "== vxlan: kernel VXLAN (VNI 42, UDP 4789) over the veth, vx0 MTU $INNER_MTU, 10.55.0.0/24, fd55::/64"
+  tunnel_topology || return 1
+  local side ns
+  for side in a b; do
+    ns=${TUN_NS[$side]}
+    ip -n "$ns" link add vx0 type vxlan id 42 local "${TUN_UNDER[$side]}" remote "${TUN_UNDER[${TUN_OTHER[$side]}]}" \
+      dstport 4789 dev "$TOPO_DEV" || { slog "  cannot create a vxlan device in $ns"; finish_scenario 1; return 1; }
+    tunnel_address "$side" vx0 55 || { finish_scenario 1; return 1; }
+  done
   check_paths || { finish_scenario 1; return 1; }
   measure_matrix
   finish_scenario $?
@@ -304,33 +368,26 @@ scenario_ceiling_c() {
     slog "  cc failed: $(cat "$RUN_DIR/bin/cc.log")"; return 1
   fi
   slog "== $SC_LABEL: $desc, MTU $INNER_MTU"
-  topo_create "$PREFIX" || return 1
-  tunnel_underlay || { finish_scenario 1; return 1; }
-  SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
-  local -A addr4=([a]=10.99.0.1 [b]=10.99.0.2) addr6=([a]=fd99::1 [b]=fd99::2)
-  local -A under=([a]=$TOPO_UNDERLAY_A4 [b]=$TOPO_UNDERLAY_B4) nsof=([a]=$SC_NS_A [b]=$SC_NS_B)
-  local -A other=([a]=b [b]=a) pid
+  tunnel_topology || return 1
+  local -A pid
   local side ns
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     TOPO_BG_LOG="$RUN_DIR/$SC_LABEL.$side.log" topo_bg "$ns" "$bin" -i "$SC_DEV" \
-      -l "${under[$side]}:51820" -p "${under[${other[$side]}]}:51820"
+      -l "${TUN_UNDER[$side]}:51820" -p "${TUN_UNDER[${TUN_OTHER[$side]}]}:51820"
     pid[$side]=$TOPO_LAST_PID
   done
   SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
   for side in a b; do
-    ns=${nsof[$side]}
+    ns=${TUN_NS[$side]}
     if ! wait_dev "$ns" "$SC_DEV" 10; then
       slog "  fwd did not create $SC_DEV in $ns: $(tail -n 5 "$RUN_DIR/$SC_LABEL.$side.log")"
       finish_scenario 1; return 1
     fi
-    ip -n "$ns" addr add "${addr4[$side]}/24" dev "$SC_DEV"
-    ip -n "$ns" -6 addr add "${addr6[$side]}/64" dev "$SC_DEV" nodad
     # the queue length udptun gives the devices it creates (device.txQueueLen): the C
     # loops stand for udptun's kernel calls, so they get its device too
-    ip -n "$ns" link set "$SC_DEV" mtu "$INNER_MTU" txqueuelen "$UDPTUN_TXQUEUELEN" up
+    tunnel_address "$side" "$SC_DEV" 99 txqueuelen "$UDPTUN_TXQUEUELEN" || { finish_scenario 1; return 1; }
   done
-  SC_DST4=${addr4[b]}; SC_DST6=${addr6[b]}
   check_paths || { finish_scenario 1; return 1; }
   measure_matrix
   finish_scenario $?
