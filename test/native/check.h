@@ -19,7 +19,7 @@ static char why[512];
     }                                              \
   } while (0)
 
-static void report(const char *name, int ok) {
+static inline void report(const char *name, int ok) {
   cases_run++;
   if (ok) {
     printf("ok %s\n", name);
@@ -30,13 +30,13 @@ static void report(const char *name, int ok) {
   fflush(stdout);
 }
 
-static int finish(void) {
+static inline int finish(void) {
   printf("done %d cases, %d failed\n", cases_run, cases_failed);
   return cases_failed ? 1 : 0;
 }
 
 /* One's complement sum of big-endian 16-bit words, the carry folded in at every step. */
-static uint32_t ref_sum(uint32_t sum, const uint8_t *p, size_t n) {
+static inline uint32_t ref_sum(uint32_t sum, const uint8_t *p, size_t n) {
   for (size_t i = 0; i + 1 < n; i += 2) {
     sum += (uint32_t)(p[i] << 8 | p[i + 1]);
     sum = (sum & 0xffff) + (sum >> 16);

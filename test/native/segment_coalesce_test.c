@@ -547,13 +547,19 @@ static int join(int n, int bits, const int *parts, int nparts) {
   EXPECT(recv(join_r, msg, sizeof msg, MSG_DONTWAIT) < 0, "more writes than counted");
   return 1;
 }
-/* A change from segment 2 on (a 4-segment flow): the first two join, then the last two. */
-#define FROM2(change)            \
-  for (int i = 2; i < 4; i++) { \
-    change;                      \
-    refresh(i);                  \
-  }
 #define PARTS(...) (const int[]){__VA_ARGS__}, (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int))
+
+/* A 4-segment flow of base, changed from its third segment on: the first two join, then
+ * the last two. */
+#define CHANGED_FROM_2(base, label, change)                                 \
+  do {                                                                      \
+    flow(base, 4, 1000, NULL);                                              \
+    for (int i = 2; i < 4; i++) {                                           \
+      change;                                                               \
+      refresh(i);                                                           \
+    }                                                                       \
+    report("join refused: " label, join(4, JOIN_TCP | JOIN_UDP, PARTS(2, 2))); \
+  } while (0)
 
 /* ---- split, then join: the super-packet comes back byte for byte ---- */
 
@@ -629,21 +635,11 @@ int main(void) {
   report("join: 4 TCP/IPv6 segments of a flow, one write", join(4, both, PARTS(4)));
   flow(&tts, 4, 1000, NULL);
   report("join: 4 TCP segments with the same timestamps, one write", join(4, both, PARTS(4)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(wr32(l4_of(seg[i]) + 4, rd32(l4_of(seg[i]) + 4) + 1));
-  report("join refused: a sequence gap", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(wr32(l4_of(seg[i]) + 4, rd32(l4_of(seg[i]) + 4) - 1000));
-  report("join refused: a repeated sequence number (retransmission)", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(wr32(l4_of(seg[i]) + 8, rd32(l4_of(seg[i]) + 8) + 1000));
-  report("join refused: the ack changed", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(wr16(l4_of(seg[i]) + 14, 513));
-  report("join refused: the window changed", join(4, both, PARTS(2, 2)));
-  flow(&tts, 4, 1000, NULL);
-  FROM2(wr32(l4_of(seg[i]) + 24, 0x11223345));
-  report("join refused: the options changed (a new timestamp)", join(4, both, PARTS(2, 2)));
+  CHANGED_FROM_2(&t4, "a sequence gap", wr32(l4_of(seg[i]) + 4, rd32(l4_of(seg[i]) + 4) + 1));
+  CHANGED_FROM_2(&t4, "a repeated sequence number (retransmission)", wr32(l4_of(seg[i]) + 4, rd32(l4_of(seg[i]) + 4) - 1000));
+  CHANGED_FROM_2(&t4, "the ack changed", wr32(l4_of(seg[i]) + 8, rd32(l4_of(seg[i]) + 8) + 1000));
+  CHANGED_FROM_2(&t4, "the window changed", wr16(l4_of(seg[i]) + 14, 513));
+  CHANGED_FROM_2(&tts, "the options changed (a new timestamp)", wr32(l4_of(seg[i]) + 24, 0x11223345));
   {
     flow(&tts, 4, 1000, NULL);
     pkt_t q = t4;
@@ -687,15 +683,11 @@ int main(void) {
   flow(&nodf, 4, 1000, NULL);
   report("join: without DF, IP IDs running on across 0xffff", join(4, both, PARTS(4)));
   nodf.id = 100;
-  flow(&nodf, 4, 1000, NULL);
-  FROM2(wr16(seg[i] + 4, 500 + (uint32_t)i));
-  report("join refused: without DF, an IP ID that does not run on", join(4, both, PARTS(2, 2)));
+  CHANGED_FROM_2(&nodf, "without DF, an IP ID that does not run on", wr16(seg[i] + 4, 500 + (uint32_t)i));
   flow(&t4, 4, 1000, NULL);
   for (int i = 0; i < 4; i++) wr16(seg[i] + 4, (uint32_t)(7919 * i * i)), refresh(i);
   report("join: with DF, any IP IDs", join(4, both, PARTS(4)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(seg[i][6] = 0);
-  report("join refused: DF cleared", join(4, both, PARTS(2, 2)));
+  CHANGED_FROM_2(&t4, "DF cleared", seg[i][6] = 0);
   flow(&nodf, 4, 1000, NULL);
   seg[2][6] = 0x20, refresh(2);
   report("join refused: a fragment (MF)", join(4, both, PARTS(2, 1, 1)));
@@ -706,33 +698,17 @@ int main(void) {
   opts.ipopt = 1;
   flow(&opts, 4, 1000, NULL);
   report("join refused: IPv4 options", join(4, both, PARTS(1, 1, 1, 1)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(seg[i][1] = 0x03);
-  report("join refused: the TOS changed (ECN CE)", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(seg[i][8] = 63);
-  report("join refused: the TTL changed", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(seg[i][15] = 3);
-  report("join refused: another source address", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(seg[i][19] = 3);
-  report("join refused: another destination address", join(4, both, PARTS(2, 2)));
-  flow(&t4, 4, 1000, NULL);
-  FROM2(wr16(l4_of(seg[i]) + 2, 5202));
-  report("join refused: another destination port", join(4, both, PARTS(2, 2)));
+  CHANGED_FROM_2(&t4, "the TOS changed (ECN CE)", seg[i][1] = 0x03);
+  CHANGED_FROM_2(&t4, "the TTL changed", seg[i][8] = 63);
+  CHANGED_FROM_2(&t4, "another source address", seg[i][15] = 3);
+  CHANGED_FROM_2(&t4, "another destination address", seg[i][19] = 3);
+  CHANGED_FROM_2(&t4, "another destination port", wr16(l4_of(seg[i]) + 2, 5202));
   flow(&t4, 4, 1000, NULL);
   for (int i = 1; i < 4; i += 2) wr16(l4_of(seg[i]), 40001), refresh(i);
   report("join refused: two flows interleaved", join(4, both, PARTS(1, 1, 1, 1)));
-  flow(&t6, 4, 1000, NULL);
-  FROM2(seg[i][3] ^= 1);
-  report("join refused: IPv6 flow label changed", join(4, both, PARTS(2, 2)));
-  flow(&t6, 4, 1000, NULL);
-  FROM2(seg[i][1] |= 0x30);
-  report("join refused: IPv6 traffic class changed", join(4, both, PARTS(2, 2)));
-  flow(&t6, 4, 1000, NULL);
-  FROM2(seg[i][7] = 63);
-  report("join refused: IPv6 hop limit changed", join(4, both, PARTS(2, 2)));
+  CHANGED_FROM_2(&t6, "IPv6 flow label changed", seg[i][3] ^= 1);
+  CHANGED_FROM_2(&t6, "IPv6 traffic class changed", seg[i][1] |= 0x30);
+  CHANGED_FROM_2(&t6, "IPv6 hop limit changed", seg[i][7] = 63);
   flow(&t6, 4, 1000, NULL);
   for (int i = 0; i < 4; i++) seg[i][6] = 60; /* destination options first: not TCP/UDP as next header */
   report("join refused: IPv6 with an extension header", join(4, both, PARTS(1, 1, 1, 1)));
@@ -769,9 +745,7 @@ int main(void) {
   flow(&u4, 4, 1000, NULL);
   wr16(l4_of(seg[2]) + 4, 1009), refresh(2);
   report("join refused: UDP length field not the packet's", join(4, both, PARTS(2, 1, 1)));
-  flow(&u4, 4, 1000, NULL);
-  FROM2(wr16(l4_of(seg[i]), 40001));
-  report("join refused: UDP, another source port", join(4, both, PARTS(2, 2)));
+  CHANGED_FROM_2(&u4, "UDP, another source port", wr16(l4_of(seg[i]), 40001));
   {
     flow(&u4, 2, 1000, NULL);
     pkt_t q = t4;
