@@ -406,10 +406,10 @@ static int split_batch(int gso) {
 static int split_malformed(void) {
   drain(rx4);
   pkt_t good = {.payload = 2000, .flags = ACK, .df = 1, .seq = 1};
-  int32_t offs[6], lens[6], status[6], bytes[6], state[3] = {0};
-  uint8_t dst[6 * ENDPOINT_BYTES];
+  int32_t offs[7], lens[7], status[7], bytes[7], state[3] = {0};
+  uint8_t dst[7 * ENDPOINT_BYTES];
   struct virtio_net_hdr h;
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < 7; i++) {
     offs[i] = i * (int32_t)SUPER_ROOM;
     lens[i] = (int32_t)build_super(&good, 1000, sp_slab + offs[i]);
     memcpy(dst + i * ENDPOINT_BYTES, ep_rx4, ENDPOINT_BYTES);
@@ -424,11 +424,12 @@ static int split_malformed(void) {
   memcpy(&h, sp_slab + offs[4], VH);
   h.csum_start = (uint16_t)(lens[4] - VH - 10); /* transport header past the end */
   memcpy(sp_slab + offs[4], &h, VH);
-  batch_t b = {sp_slab, sizeof sp_slab, offs, lens, 6};
+  sp_slab[offs[5] + VH + 20 + 12] = 0x40; /* TCP data offset 4 words: shorter than a TCP header */
+  batch_t b = {sp_slab, sizeof sp_slab, offs, lens, 7};
   uint32_t r = send_segments(tx4, 0, &b, dst, status, bytes, state, ours, OURS_LEN, 1);
-  EXPECT(r == 6, "processed %u", r);
-  int32_t want_status[6] = {2, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, 2};
-  for (int i = 0; i < 6; i++) EXPECT(status[i] == want_status[i], "packet %d: status %d, want %d", i, status[i], want_status[i]);
+  EXPECT(r == 7, "processed %u", r);
+  int32_t want_status[7] = {2, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, 2};
+  for (int i = 0; i < 7; i++) EXPECT(status[i] == want_status[i], "packet %d: status %d, want %d", i, status[i], want_status[i]);
   for (int k = 0; k < 4; k++) EXPECT(recv(rx4, dgram, sizeof dgram, 0) > 0, "segment %d not received", k);
   EXPECT(recv(rx4, dgram, sizeof dgram, MSG_DONTWAIT) < 0, "a refused packet was sent");
   return 1;
@@ -591,9 +592,11 @@ int main(void) {
   pkt_t ack = {.payload = 0, .flags = ACK, .seq = 1};
   for (int gso = 0; gso < 2; gso++) {
     char name[160];
-#define SPLIT(label, expr)                                                         \
-    snprintf(name, sizeof name, "split%s: %s", gso ? " (UDP GSO)" : "", label); \
+#define CASE(kind, label, expr)                                                       \
+    snprintf(name, sizeof name, "%s%s: %s", kind, gso ? " (UDP GSO)" : "", label); \
     report(name, expr)
+#define SPLIT(label, expr) CASE("split", label, expr)
+#define ROUND_TRIP(label, expr) CASE("split -> join", label, expr)
     SPLIT("TCP/IPv4: sequence +gso, FIN/PSH on the last, CWR on the first, IP ID +k across 0xffff", split_one(tcp4, 1380, gso));
     SPLIT("TCP/IPv6 with timestamps: options on every segment, payload length per segment", split_one(tcp6, 1368, gso));
     SPLIT("UDP/IPv4 (USO): UDP length and checksum per datagram, IP ID +k", split_one(udp4, 1200, gso));
@@ -605,12 +608,12 @@ int main(void) {
     SPLIT("a batch: both families, a pure ACK, a UDP train, super-packets, both receivers", split_batch(gso));
     SPLIT("a UDP segment whose checksum is zero goes out as 0xffff", split_udp_zero_sum(0, gso));
     SPLIT("a whole UDP packet whose checksum is zero goes out as 0xffff", split_udp_zero_sum(1, gso));
-    SPLIT("round trip TCP/IPv4 (DF, ACK|PSH) joins back byte for byte", round_trip((pkt_t){.payload = 9000, .flags = ACK | PSH, .df = 1, .id = 5, .seq = 7}, 1380, gso));
-    SPLIT("round trip TCP/IPv4 without DF, IP ID across 0xffff", round_trip((pkt_t){.payload = 6000, .flags = ACK, .id = 0xfffe, .seq = 0xfffffff0}, 1000, gso));
-    SPLIT("round trip TCP/IPv6 with timestamps", round_trip(tcp6, 1368, gso));
-    SPLIT("round trip UDP/IPv4", round_trip(udp4, 1200, gso));
-    SPLIT("round trip UDP/IPv6", round_trip(udp6, 1000, gso));
-    SPLIT("round trip of a 64 KiB TCP/IPv4 super-packet", round_trip(full, 1448, gso));
+    ROUND_TRIP("TCP/IPv4 (DF, ACK|PSH) comes back byte for byte", round_trip((pkt_t){.payload = 9000, .flags = ACK | PSH, .df = 1, .id = 5, .seq = 7}, 1380, gso));
+    ROUND_TRIP("TCP/IPv4 without DF, IP ID across 0xffff", round_trip((pkt_t){.payload = 6000, .flags = ACK, .id = 0xfffe, .seq = 0xfffffff0}, 1000, gso));
+    ROUND_TRIP("TCP/IPv6 with timestamps", round_trip(tcp6, 1368, gso));
+    ROUND_TRIP("UDP/IPv4", round_trip(udp4, 1200, gso));
+    ROUND_TRIP("UDP/IPv6", round_trip(udp6, 1000, gso));
+    ROUND_TRIP("a 64 KiB TCP/IPv4 super-packet", round_trip(full, 1448, gso));
   }
   /* ECN in gso_type is a flag, not another type. */
   {
