@@ -77,6 +77,9 @@ static int parse(uint8_t *vh, uint32_t total, superpacket_t *p) {
   if (type == VIRTIO_NET_HDR_GSO_TCPV4 || type == VIRTIO_NET_HDR_GSO_TCPV6) {
     if (p->l4 < iphl || p->l4 + 20 > p->len) return -EBADMSG;
     p->kind = KIND_TCP;
+    /* A data offset under 5 words is no TCP header: build_segment would write the sequence
+     * and checksum fields past the headers it copied (past its block, with csum_start high). */
+    if (p->ip[p->l4 + 12] < 0x50) return -EBADMSG;
     p->hl = p->l4 + (uint32_t)(p->ip[p->l4 + 12] >> 4) * 4;
   } else if (type == VIRTIO_NET_HDR_GSO_UDP_L4) {
     p->kind = KIND_UDP;

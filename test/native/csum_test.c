@@ -4,19 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "../../src/native/csum.h"
+#include "check.h"
 
-static uint16_t reference(const uint8_t *p, size_t n, uint32_t start) {
-  uint32_t sum = start;
-  for (size_t i = 0; i + 1 < n; i += 2) {
-    sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    sum = (sum & 0xffff) + (sum >> 16);
-  }
-  if (n & 1) {
-    sum += (uint32_t)p[n - 1] << 8;
-    sum = (sum & 0xffff) + (sum >> 16);
-  }
-  return (uint16_t)sum;
-}
+static uint16_t reference(const uint8_t *p, size_t n, uint32_t start) { return (uint16_t)ref_sum(start, p, n); }
 
 int main(void) {
   static uint8_t buf[4200];
