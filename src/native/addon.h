@@ -1,5 +1,6 @@
-/* Shared helpers for the udptun addon. The addon owns file descriptors, syscalls and
- * batching only; every policy decision (routing, validation, drops) is made in JS. */
+/* Shared helpers for the udptun addon. The addon owns file descriptors, syscalls, batching
+ * and WireGuard's per-packet crypto (wg-*.c: it reports a verdict per message); every
+ * policy decision (routing, validation, drops) is made in JS. */
 #ifndef UDPTUN_ADDON_H
 #define UDPTUN_ADDON_H
 
