@@ -177,7 +177,7 @@ int main(int argc, char **argv) {
           tb.offs = toffs + held_from;
           tb.lens = tlens + held_from;
           tb.count = held - held_from;
-          uint32_t done = send_segments(udp, v6, &tb, dst, tstatus, tbytes, tstate, HDR, HDR_LEN, 1);
+          uint32_t done = send_segments(udp, v6, &tb, dst, tstatus, tbytes, tstate, HDR, HDR_LEN, 1, NULL);
           st.udp_sends += (unsigned long long)tstate[2];
           for (uint32_t i = 0; i < done; i++) {
             if (tstatus[i] > 0) st.tun_rx_inner += (unsigned long long)tstatus[i];

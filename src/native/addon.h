@@ -1,5 +1,6 @@
-/* Shared helpers for the udptun addon. The addon owns file descriptors, syscalls and
- * batching only; every policy decision (routing, validation, drops) is made in JS. */
+/* Shared helpers for the udptun addon. The addon owns file descriptors, syscalls, batching
+ * and WireGuard's per-packet crypto (wg-*.c: it reports a verdict per message); every
+ * policy decision (routing, validation, drops) is made in JS. */
 #ifndef UDPTUN_ADDON_H
 #define UDPTUN_ADDON_H
 
@@ -24,6 +25,10 @@ int arg_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len);
 /* Int32Array view: pointer and element count. */
 int arg_i32s(napi_env env, napi_value v, int32_t **data, size_t *len);
 napi_value make_int32(napi_env env, int32_t v);
+/* Throws a RangeError coded EINVAL with a printf-style message (name the field and value). */
+napi_value throw_invalid(napi_env env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An optional argument left out: undefined or null. */
+int arg_absent(napi_env env, napi_value v);
 
 /* Reads (slab, offs, lens, count) from argv[first..first+3] and bounds-checks every
  * packet against the slab (lens[i] is the capacity on reads, the length on writes).
@@ -47,5 +52,18 @@ napi_value tun_write_offload(napi_env env, napi_callback_info info);
 napi_value udp_filter(napi_env env, napi_callback_info info);
 napi_value udp_drops(napi_env env, napi_callback_info info);
 napi_value fd_close(napi_env env, napi_callback_info info);
+
+/* WireGuard data messages (wg-*.c). The arg_* helpers throw, naming what (the call) and
+ * the field, and return 0 on bad input. */
+int arg_slot(napi_env env, napi_value v, const char *what, int32_t *slot);
+int arg_slots(napi_env env, napi_value v, uint32_t count, const char *what, int32_t **slots);
+int arg_mtu(napi_env env, napi_value v, const char *what, uint32_t *mtu);
+/* The calling thread's seal step for send_segments: packet i with slots[i]'s keypair. */
+seal_step_t *wg_segment_sealer(const int32_t *slots, uint32_t mtu);
+napi_value wg_keypair_set(napi_env env, napi_callback_info info);
+napi_value wg_keypair_clear(napi_env env, napi_callback_info info);
+napi_value wg_keypair_counters(napi_env env, napi_callback_info info);
+napi_value wg_seal(napi_env env, napi_callback_info info);
+napi_value wg_open(napi_env env, napi_callback_info info);
 
 #endif

@@ -35,10 +35,13 @@ export interface Addon {
   ): number;
   /** Asks for UDP_GSO / UDP_GRO bits; returns the ones the kernel accepted. */
   udpOffload(fd: number, wanted: number): number;
-  /** Splits virtio-header super-packets and sends them (see segment.c). */
+  /** Splits virtio-header super-packets and sends them (see segment.c). With slots (header
+   * then empty), every datagram is a WireGuard data message sealed with slots[i]'s keypair and
+   * padded within mtu; seal failures are negative statuses (WG_NO_KEYPAIR, WG_COUNTER_EXHAUSTED). */
   udpSendSegments(
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
     destinations: Uint8Array, status: Int32Array, bytes: Int32Array, state: Int32Array, header: Uint8Array, gso: number,
+    slots?: Int32Array | null, mtu?: number,
   ): number;
   /** Writes behind a virtio-net header, joining runs of the kinds in join (JOIN_TCP, JOIN_UDP; see coalesce.c). */
   tunWriteOffload(
@@ -55,6 +58,48 @@ export interface Addon {
   /** Datagrams the kernel dropped for the socket (SO_MEMINFO): 32 bits, wraps. */
   udpDrops(fd: number): number;
   close(fd: number): void;
+
+  // WireGuard data messages (src/native/wg-*.c): per-packet crypto on a process-global
+  // keypair table, one call per batch. Single-threaded: WireGuard runs with workers = 1.
+
+  /** Keypair table size; a local receiver index encodes its slot in its low bits:
+   * `(localIndex & (WG_KEYPAIR_SLOTS - 1)) === slot`. */
+  readonly WG_KEYPAIR_SLOTS: number;
+  /** Data message header (type 4, receiver index, counter) and AEAD tag lengths. */
+  readonly WG_HEADER_LEN: number;
+  readonly WG_TAG_LEN: number;
+  /** Negative verdicts of wgOpen and statuses of wgSeal / sealed udpSendSegments (never a -errno). */
+  readonly WG_NOT_DATA: number;
+  readonly WG_MALFORMED: number;
+  readonly WG_UNKNOWN_INDEX: number;
+  readonly WG_REPLAYED: number;
+  readonly WG_DECRYPT_FAILED: number;
+  readonly WG_EXPIRED: number;
+  readonly WG_NO_KEYPAIR: number;
+  readonly WG_COUNTER_EXHAUSTED: number;
+  /** Installs a keypair in slot (replacing what it held): send counter 0, empty replay window.
+   * Throws EINVAL on a bad slot, a localIndex that does not encode it, keys not 32 bytes. */
+  wgKeypairSet(slot: number, localIndex: number, remoteIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): void;
+  /** Forgets the keypair (contexts freed, key material cleansed): its index is unknown from now on. */
+  wgKeypairClear(slot: number): void;
+  /** out[0] = messages sent (the next send counter; counters a full socket left unsent in a sealed
+   * udpSendSegments count too), out[1] = messages received and accepted. 0, 0 for an empty slot. */
+  wgKeypairCounters(slot: number, out: Float64Array): void;
+  /** Seals packet i (plaintext at slab[offs[i] .. +lens[i]), length 0 a keepalive; 16 bytes of
+   * headroom before it and 31 of tailroom after it) in place with slots[i]'s keypair: header before,
+   * zero padding to 16 (not past mtu; 0: no cap), tag after; offs[i]/lens[i] then frame the message.
+   * status[i] = 0, or WG_NO_KEYPAIR / WG_COUNTER_EXHAUSTED (the packet untouched). */
+  wgSeal(
+    slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, slots: Int32Array, mtu: number, status: Int32Array,
+  ): void;
+  /** Opens the datagrams at slab[offs[i] .. +lens[i]) in place; with segs (UDP GRO), segs[i] > 0
+   * cuts datagram i into messages of that size. Writes one entry of 3 Int32s per message, in order:
+   * [offset, length, verdict]. verdict >= 0: the keypair's slot, the message authenticated and its
+   * counter is marked; offset/length frame the plaintext (padding not trimmed; 0 is a keepalive).
+   * verdict < 0: WG_NOT_DATA (handshake types go to TypeScript), WG_MALFORMED, WG_UNKNOWN_INDEX,
+   * WG_REPLAYED, WG_DECRYPT_FAILED, WG_EXPIRED; offset/length frame the message as received.
+   * Returns the entries written; throws if out cannot hold them (count * 64 entries always can). */
+  wgOpen(slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, segs: Int32Array | null, out: Int32Array): number;
 }
 
 /** The packet I/O calls the two paths make: the addon in production, a fake in fuzz tests. */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /* Endpoint encoding shared with src/native/endpoint.ts:
  * [0] family (4 or 6), [1] 0, [2..3] port (big endian), [4..19] address (IPv4 in 4..7). */
@@ -37,11 +38,26 @@ struct sockaddr_storage;
 extern const uint8_t V4_MAPPED[12];
 unsigned endpoint_to_sockaddr(const uint8_t *ep, int v6sock, struct sockaddr_storage *ss);
 
+/* An optional step of send_segments between building a datagram and sending it
+ * (WireGuard sealing, wg-seal.c). reserve() readies packet pkt's n datagrams: 0, or a
+ * negative status that fails the packet before any of it is sent. wire() is the length on
+ * the wire of a datagram of `plain` bytes. seal() turns the datagram whose bytes are v[0]
+ * then v[1] into its wire form in the step's buffer (v[0] then points there, v[1] is
+ * empty); send_segments keeps `used` plus a message's wire bytes within `cap`, and sets
+ * `used` to 0 once the messages are sent. */
+typedef struct seal_step {
+  int32_t (*reserve)(struct seal_step *s, uint32_t pkt, uint32_t n);
+  uint32_t (*wire)(const struct seal_step *s, uint32_t plain);
+  void (*seal)(struct seal_step *s, uint32_t pkt, struct iovec *v);
+  uint32_t used, cap;
+} seal_step_t;
+
 /* segment.c: split the batch's super-packets (each behind a virtio-net header) and send
- * them, each segment behind hdr[0..hl), to dst[i] (ENDPOINT_BYTES each). Returns the
- * packets processed; status, bytes and state as udpSendSegments documents (offload.c). */
+ * them, each segment behind hdr[0..hl), to dst[i] (ENDPOINT_BYTES each); with seal (or
+ * NULL), each datagram sealed first. Returns the packets processed; status, bytes and
+ * state as udpSendSegments documents (offload.c). */
 uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
-                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso);
+                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso, seal_step_t *seal);
 
 /* coalesce.c: write the batch's IP packets to a TUN fd with a virtio-net header, joining
  * runs of one flow (join bits: JOIN_TCP, JOIN_UDP). status[i] = 0 or -errno; *writes =

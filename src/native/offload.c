@@ -3,7 +3,7 @@
 #include "addon.h"
 
 /* udpSendSegments(fd, v6socket, slab, offs, lens, count, destinations, status, bytes,
- *                 state, header, gso) -> processed
+ *                 state, header, gso[, slots, mtu]) -> processed
  * Packet i is a virtio-net header and an IP packet at slab[offs[i] .. +lens[i]). On
  * return, for i < processed: status[i] = inner packets sent (> 0) or -errno (-EBADMSG:
  * malformed super-packet), bytes[i] = inner bytes sent. processed < count only when the
@@ -12,11 +12,14 @@
  * if the kernel refused UDP GSO (the caller turns it off); state[2] to the sends made
  * (a GSO send of many datagrams counts once, as the kernel's Udp.OutDatagrams does).
  * With gso, a super-packet's segments go out in sends of up to 64, and consecutive whole
- * packets of one size to one destination (a UDP flow, pure ACKs) share a send too. */
+ * packets of one size to one destination (a UDP flow, pure ACKs) share a send too.
+ * With slots (and an empty header), every datagram is a WireGuard data message sealed
+ * with slots[i]'s keypair, padded within mtu (wg-seal.c); a packet whose keypair is
+ * missing or out of counters gets status WG_NO_KEYPAIR / WG_COUNTER_EXHAUSTED. */
 
 napi_value udp_send_segments(napi_env env, napi_callback_info info) {
-  size_t argc = 12, ndst, nstatus, nbytes, nstate, nhdr;
-  napi_value argv[12];
+  size_t argc = 14, ndst, nstatus, nbytes, nstate, nhdr;
+  napi_value argv[14];
   int32_t fd, v6, gso, *status, *bytes, *state;
   uint8_t *dst, *hdr;
   batch_t b;
@@ -30,8 +33,18 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
       !arg_i32s(env, argv[9], &state, &nstate) || nstate < 3 ||
       !arg_bytes(env, argv[10], &hdr, &nhdr) || nhdr > HEADER_ROOM_MAX)
     return throw_errno(env, EINVAL, "udpSendSegments arrays");
+  seal_step_t *seal = NULL;
+  if (argc > 12 && !arg_absent(env, argv[12])) {
+    int32_t *slots;
+    uint32_t mtu;
+    if (argc < 14) return throw_invalid(env, "udpSendSegments: mtu: missing after slots");
+    if (!arg_slots(env, argv[12], b.count, "udpSendSegments", &slots) || !arg_mtu(env, argv[13], "udpSendSegments", &mtu))
+      return NULL;
+    if (nhdr) return throw_invalid(env, "udpSendSegments: header: %zu bytes, but sealed datagrams carry none", nhdr);
+    seal = wg_segment_sealer(slots, mtu);
+  }
 
-  int32_t n = (int32_t)send_segments(fd, v6, &b, dst, status, bytes, state, hdr, (uint32_t)nhdr, gso);
+  int32_t n = (int32_t)send_segments(fd, v6, &b, dst, status, bytes, state, hdr, (uint32_t)nhdr, gso, seal);
   return make_int32(env, n);
 }
 

@@ -162,7 +162,13 @@ typedef struct {
   int32_t *status, *bytes;
   int stalled, gso_errno;
   uint32_t sends; /* messages the kernel took (a GSO send is one) */
+  seal_step_t *seal;
 } sender_t;
+
+/* A datagram's length on the wire: sealed, if there is a seal step. */
+static uint32_t wire_len(const sender_t *s, uint32_t plain) {
+  return s->seal ? s->seal->wire(s->seal, plain) : plain;
+}
 
 /* Sends every built message. Stops at EAGAIN (stalled); a message that fails alone fails
  * its packets (status -errno), and the other messages of a failed split packet are skipped. */
@@ -199,6 +205,7 @@ static void flush(sender_t *s) {
     }
   }
   s->nmsgs = s->nblocks = s->sent = 0;
+  if (s->seal) s->seal->used = 0;
 }
 
 /* Starts message s->nmsgs to name; returns its header for the caller to fill. */
@@ -229,20 +236,23 @@ static void end_msg(sender_t *s, struct msghdr *mh, uint32_t datagrams, uint32_t
   s->nmsgs++;
 }
 
-/* Room for one more message of up to `blocks` datagrams, flushing first if need be. */
-static int room(sender_t *s, uint32_t blocks) {
-  if (s->nmsgs == SEG_MAX_MSGS || s->nblocks + blocks > SEG_MAX_BLOCKS) flush(s);
+/* Room for one more message of up to `blocks` datagrams of `wire` bytes in all, flushing
+ * first if need be. */
+static int room(sender_t *s, uint32_t blocks, uint32_t wire) {
+  if (s->nmsgs == SEG_MAX_MSGS || s->nblocks + blocks > SEG_MAX_BLOCKS || (s->seal && s->seal->used + wire > s->seal->cap))
+    flush(s);
   return !s->stalled;
 }
 
 /* See core.h; the argument contract is udpSendSegments' (offload.c). */
 uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
-                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso) {
-  sender_t s = {.fd = fd, .status = status, .bytes = bytes};
+                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso, seal_step_t *seal) {
+  sender_t s = {.fd = fd, .status = status, .bytes = bytes, .seal = seal};
   uint32_t skip = state[0] > 0 ? (uint32_t)state[0] : 0;
   for (uint32_t i = 0; i < b->count; i++) {
     bytes[i] = 0;
     status[i] = parse(b->slab + b->offs[i], (uint32_t)b->lens[i], &parsed[i]);
+    if (seal && status[i] == 0) status[i] = seal->reserve(seal, i, parsed[i].nsegs);
   }
   for (uint32_t i = 0; i < b->count && !s.stalled;) {
     superpacket_t *p = &parsed[i];
@@ -258,23 +268,24 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
     if (p->kind == KIND_WHOLE) {
       /* A train: following whole packets to the same place, of the first's size (the
        * last may be shorter), while one send can take them. */
-      uint32_t size = hl + p->len, n = 1, total = size;
+      uint32_t size = wire_len(&s, hl + p->len), n = 1, total = size;
       if (gso) {
         while (i + n < b->count && n < GSO_MAX_SEGS && status[i + n] == 0 && parsed[i + n].kind == KIND_WHOLE &&
-               hl + parsed[i + n - 1].len == size && hl + parsed[i + n].len <= size &&
-               total + hl + parsed[i + n].len <= GSO_MAX_BYTES &&
+               wire_len(&s, hl + parsed[i + n - 1].len) == size && wire_len(&s, hl + parsed[i + n].len) <= size &&
+               total + wire_len(&s, hl + parsed[i + n].len) <= GSO_MAX_BYTES &&
                memcmp(ep, dst + (size_t)(i + n) * ENDPOINT_BYTES, ENDPOINT_BYTES) == 0) {
-          total += hl + parsed[i + n].len;
+          total += wire_len(&s, hl + parsed[i + n].len);
           n++;
         }
       }
-      if (!room(&s, n)) break;
+      if (!room(&s, n, total)) break;
       struct msghdr *mh = begin_msg(&s, &name, namelen);
       for (uint32_t j = 0; j < n; j++) {
         struct iovec *v = &iovs[(s.nblocks + j) * 2];
         memcpy(blocks[s.nblocks + j], hdr, hl);
         v[0] = (struct iovec){blocks[s.nblocks + j], hl};
         v[1] = (struct iovec){parsed[i + j].ip, parsed[i + j].len};
+        if (seal) seal->seal(seal, i + j, v);
       }
       infos[s.nmsgs] = (msg_info_t){.pkt = i, .npkts = n, .segs = n, .bytes = p->len, .gso = n > 1};
       end_msg(&s, mh, n, size);
@@ -283,7 +294,7 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
       continue;
     }
     /* A super-packet: its segments, up to a send's worth per message. */
-    uint32_t wire = hl + p->hl + p->gso, per_msg = 1;
+    uint32_t wire = wire_len(&s, hl + p->hl + p->gso), per_msg = 1;
     if (gso) {
       per_msg = GSO_MAX_BYTES / wire;
       if (per_msg > GSO_MAX_SEGS) per_msg = GSO_MAX_SEGS;
@@ -291,7 +302,7 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
     }
     for (uint32_t k = skip; k < p->nsegs;) {
       uint32_t take = p->nsegs - k < per_msg ? p->nsegs - k : per_msg;
-      if (!room(&s, take)) break;
+      if (!room(&s, take, take * wire)) break;
       struct msghdr *mh = begin_msg(&s, &name, namelen);
       msg_info_t *mi = &infos[s.nmsgs];
       *mi = (msg_info_t){.pkt = i, .npkts = 1, .segs = take, .bytes = 0, .gso = take > 1};
@@ -302,6 +313,7 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
         uint32_t blen = build_segment(p, k + j, hdr, hl, blocks[s.nblocks + j], &data, &dlen);
         v[0] = (struct iovec){blocks[s.nblocks + j], blen};
         v[1] = (struct iovec){(void *)data, dlen};
+        if (seal) seal->seal(seal, i, v);
         mi->bytes += blen - hl + dlen;
       }
       end_msg(&s, mh, take, wire);

@@ -1,7 +1,9 @@
 /* Module entry and the argument helpers every file shares. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 #include "addon.h"
+#include "wg-protocol.h"
 
 napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[256];
@@ -27,6 +29,21 @@ napi_value throw_errno(napi_env env, int err, const char *what) {
   }
   napi_throw_error(env, code, msg);
   return NULL;
+}
+
+napi_value throw_invalid(napi_env env, const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  napi_throw_range_error(env, "EINVAL", msg);
+  return NULL;
+}
+
+int arg_absent(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
 }
 
 int arg_int32(napi_env env, napi_value v, int32_t *out) {
@@ -125,10 +142,32 @@ static napi_value init(napi_env env, napi_value exports) {
     {"udpFilter", NULL, udp_filter, NULL, NULL, NULL, napi_default, NULL},
     {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
+    {"wgKeypairSet", NULL, wg_keypair_set, NULL, NULL, NULL, napi_default, NULL},
+    {"wgKeypairClear", NULL, wg_keypair_clear, NULL, NULL, NULL, napi_default, NULL},
+    {"wgKeypairCounters", NULL, wg_keypair_counters, NULL, NULL, NULL, napi_default, NULL},
+    {"wgSeal", NULL, wg_seal, NULL, NULL, NULL, napi_default, NULL},
+    {"wgOpen", NULL, wg_open, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_value max;
-  napi_create_int32(env, MAX_BATCH, &max);
-  napi_set_named_property(env, exports, "MAX_BATCH", max);
+  /* Values TypeScript takes from here rather than writing them a second time. */
+  static const struct { const char *name; int32_t value; } constants[] = {
+    {"MAX_BATCH", MAX_BATCH},
+    {"WG_KEYPAIR_SLOTS", WG_KEYPAIR_SLOTS},
+    {"WG_HEADER_LEN", WG_HEADER_LEN},
+    {"WG_TAG_LEN", WG_TAG_LEN},
+    {"WG_NOT_DATA", WG_NOT_DATA},
+    {"WG_MALFORMED", WG_MALFORMED},
+    {"WG_UNKNOWN_INDEX", WG_UNKNOWN_INDEX},
+    {"WG_REPLAYED", WG_REPLAYED},
+    {"WG_DECRYPT_FAILED", WG_DECRYPT_FAILED},
+    {"WG_EXPIRED", WG_EXPIRED},
+    {"WG_NO_KEYPAIR", WG_NO_KEYPAIR},
+    {"WG_COUNTER_EXHAUSTED", WG_COUNTER_EXHAUSTED},
+  };
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+    napi_value v;
+    napi_create_int32(env, constants[i].value, &v);
+    napi_set_named_property(env, exports, constants[i].name, v);
+  }
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }

@@ -24,8 +24,8 @@ export const ROUNDS_PER_WAKEUP = 8;
  * 10-byte virtio-net header later, so encapsulation never moves the packet. */
 export const HEADROOM = 64;
 
-/** Room behind every packet: a 16-byte authentication tag later. */
-export const TAILROOM = 16;
+/** Room behind every packet: WireGuard's zero padding (up to 15 bytes) and its 16-byte tag. */
+export const TAILROOM = 32;
 
 /** Buffer size for a given device MTU, rounded to a cache line. */
 export function bufferSizeFor(mtu: number): number {

@@ -9,7 +9,7 @@ import type { UdpSocket } from "../../../src/native/udp.ts";
 export const MTU = 1420;
 /** Layout facts the fakes check the paths against (src/tunnel/constants.ts says the same). */
 export const HEADROOM = 64;
-export const TAILROOM = 16;
+export const TAILROOM = 32;
 export const BUFFER_SIZE = Math.ceil((HEADROOM + MTU + TAILROOM) / 64) * 64;
 /** Our wire header is 4 bytes: a datagram lands 4 bytes before the headroom. */
 export const WIRE_HEADER = 4;
