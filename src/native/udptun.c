@@ -1,7 +1,9 @@
-/* Module entry and the argument helpers every file shares. */
+/* Module entry (the calls and the values shared with TypeScript) and the argument helpers
+ * every file shares. */
 #include <stdio.h>
 #include <unistd.h>
 #include "addon.h"
+#include "linux-compat.h"
 
 napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[256];
@@ -107,6 +109,40 @@ napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The values TypeScript shares with C, exported so they are defined once: src/native/addon.ts
+ * types and re-exports them. The JS name, then the C definition it comes from. */
+static const struct {
+  const char *name;
+  int32_t value;
+} SHARED[] = {
+  {"MAX_BATCH", MAX_BATCH},
+  {"MAX_WRITE_BATCH", MAX_WRITE_BATCH},
+  {"GRO_MAX_SEGS", GRO_MAX_SEGS},
+  {"HEADER_ROOM_MAX", HEADER_ROOM_MAX},
+  {"ENDPOINT_BYTES", ENDPOINT_BYTES},
+  {"VNET_HDR_LEN", (int32_t)sizeof(struct virtio_net_hdr)},
+  {"READABLE", POLL_READABLE},
+  {"WRITABLE", POLL_WRITABLE},
+  {"TUN_OPEN_MULTI_QUEUE", TUN_OPEN_MULTI_QUEUE},
+  {"TUN_OPEN_VNET", TUN_OPEN_VNET},
+  {"TUN_OPEN_DETACHED", TUN_OPEN_DETACHED},
+  {"TUN_F_CSUM", TUN_F_CSUM},
+  {"TUN_F_TSO4", TUN_F_TSO4},
+  {"TUN_F_TSO6", TUN_F_TSO6},
+  {"TUN_F_USO4", TUN_F_USO4},
+  {"TUN_F_USO6", TUN_F_USO6},
+  {"UDP_GSO", UDP_OFFLOAD_GSO},
+  {"UDP_GRO", UDP_OFFLOAD_GRO},
+  {"JOIN_TCP", JOIN_TCP},
+  {"JOIN_UDP", JOIN_UDP},
+  {"SEND_STATE_RESUME", SEND_STATE_RESUME},
+  {"SEND_STATE_GSO_ERRNO", SEND_STATE_GSO_ERRNO},
+  {"SEND_STATE_SENDS", SEND_STATE_SENDS},
+  {"SEND_STATE_LEN", SEND_STATE_LEN},
+  {"WRITE_STATS_WRITES", WRITE_STATS_WRITES},
+  {"WRITE_STATS_LEN", WRITE_STATS_LEN},
+};
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
@@ -126,10 +162,13 @@ static napi_value init(napi_env env, napi_value exports) {
     {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_value max;
-  napi_create_int32(env, MAX_BATCH, &max);
-  napi_set_named_property(env, exports, "MAX_BATCH", max);
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  for (size_t i = 0; i < sizeof SHARED / sizeof SHARED[0]; i++) {
+    /* enumerable, not writable: JS reads them, nothing can change them */
+    napi_property_descriptor d = {SHARED[i].name, NULL, NULL, NULL, NULL, make_int32(env, SHARED[i].value),
+                                  napi_enumerable, NULL};
+    napi_define_properties(env, exports, 1, &d);
+  }
   return exports;
 }
 
