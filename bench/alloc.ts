@@ -6,10 +6,11 @@
 // faked, so the JS around them is what is measured).
 //   node --expose-gc bench/alloc.ts [packets per path, default 1000000]
 import { PerformanceObserver } from "node:perf_hooks";
+import { SEND_STATE_GSO_ERRNO, SEND_STATE_RESUME, VNET_HDR_LEN, WRITE_STATS_WRITES } from "../src/native/addon.ts";
 import type { PacketIo } from "../src/native/addon.ts";
 import { parsePrefix, encodeEndpoint, parseIp, ENDPOINT_BYTES } from "../src/net/address.ts";
 import { BufferPool } from "../src/pool/buffer-pool.ts";
-import { BATCH, bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE, VNET_HDR_LEN } from "../src/tunnel/constants.ts";
+import { BATCH, bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE } from "../src/tunnel/constants.ts";
 import { DevicePath } from "../src/tunnel/device-path.ts";
 import { NetworkPath } from "../src/tunnel/network-path.ts";
 import { Peer, PeerTable } from "../src/tunnel/peers.ts";
@@ -72,7 +73,7 @@ const io: PacketIo = {
       status[i] = SEGS;
       bytes[i] = lens[i];
     }
-    state[0] = state[1] = 0;
+    state[SEND_STATE_RESUME] = state[SEND_STATE_GSO_ERRNO] = 0;
     return count;
   },
   udpRecv(_fd, slab, offs, lens, count, sources, segs) {
@@ -89,7 +90,7 @@ const io: PacketIo = {
   },
   tunWriteOffload(_fd, _slab, _offs, _lens, count, status, _join, stats) {
     status.fill(0, 0, count);
-    stats[0] = Math.ceil(count / SEGS);
+    stats[WRITE_STATS_WRITES] = Math.ceil(count / SEGS);
     return count;
   },
 };

@@ -4,7 +4,8 @@
 // With TUN offloads on, each read may be a super-packet (a virtio-net header, then up to
 // 64 KiB of TCP or UDP) that the addon splits into MTU-sized packets and sends with UDP
 // GSO: routing is decided here once per super-packet, the per-segment work is native.
-import { addon } from "../native/addon.ts";
+import { constants } from "node:os";
+import { addon, SEND_STATE_GSO_ERRNO, SEND_STATE_LEN, SEND_STATE_RESUME, SEND_STATE_SENDS, VNET_HDR_LEN } from "../native/addon.ts";
 import type { PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
 import type { UdpSocket } from "../native/udp.ts";
@@ -13,7 +14,7 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES, VNET_HDR_LEN } from "./constants.ts";
+import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { DATA_HEADER, HEADER_LEN, writeDataHeader } from "./header.ts";
 import { destinationOffset } from "./ip-packet.ts";
@@ -38,7 +39,7 @@ export interface DeviceOffloads {
 const NO_OFFLOADS: DeviceOffloads = { tun: false, gso: false };
 
 /** errno the addon reports for a super-packet it cannot parse. */
-const EBADMSG = 74;
+const { EBADMSG } = constants.errno;
 
 export class DevicePath {
   packets = 0;
@@ -61,10 +62,10 @@ export class DevicePath {
   private readonly sendBufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
   private readonly sendPeers: (Peer | null)[] = new Array<Peer | null>(BATCH).fill(null);
   private sendCount = 0;
-  // Offload sends: inner bytes sent per super-packet, and [segments of the first held
-  // super-packet already sent, errno if the kernel refused GSO, sends made].
+  // Offload sends: inner bytes sent per super-packet, and udpSendSegments' state (read and
+  // written by its SEND_STATE_* positions).
   private readonly sendBytes = new Int32Array(BATCH);
-  private readonly segState = new Int32Array(3);
+  private readonly sendState = new Int32Array(SEND_STATE_LEN);
 
   private readonly tun: TunDevice;
   private readonly sock: UdpSocket;
@@ -125,7 +126,7 @@ export class DevicePath {
   discard(): void {
     for (let i = 0; i < this.sendCount; i++) this.drop(i, Drop.Shutdown);
     this.sendCount = 0;
-    this.segState[0] = 0;
+    this.sendState[SEND_STATE_RESUME] = 0;
   }
 
   private read(): number {
@@ -199,7 +200,7 @@ export class DevicePath {
     for (let i = 0; i < done; i++) {
       if (this.sendStatus[i] === 0) {
         this.sends++;
-        this.count(i, 1, this.sendLens[i] - HEADER_LEN);
+        this.countSent(i, 1, this.sendLens[i] - HEADER_LEN);
         this.finish(i);
       } else {
         this.lastSendErrno = -this.sendStatus[i];
@@ -212,27 +213,27 @@ export class DevicePath {
   /** Super-packets: the addon splits and sends; status[i] is the segments sent. */
   private sendSegments(): void {
     const count = this.sendCount;
-    const st = this.segState;
+    const state = this.sendState;
     const done = this.io.udpSendSegments(
       this.sock.fd, this.sock.v6, this.pool.slab, this.sendOffs, this.sendLens, count, this.sendDests,
-      this.sendStatus, this.sendBytes, st, DATA_HEADER, this.offloads.gso ? 1 : 0,
+      this.sendStatus, this.sendBytes, state, DATA_HEADER, this.offloads.gso ? 1 : 0,
     );
-    this.sends += st[2];
+    this.sends += state[SEND_STATE_SENDS];
     // A super-packet cut short by a full socket has its sent segments counted now.
     const counted = done < count ? done + 1 : done;
     for (let i = 0; i < counted; i++) {
       const segs = this.sendStatus[i];
       if (segs > 0) {
-        this.count(i, segs, this.sendBytes[i]);
+        this.countSent(i, segs, this.sendBytes[i]);
         if (i < done) this.finish(i);
       } else if (i < done) {
         this.lastSendErrno = -segs;
         this.drop(i, segs === -EBADMSG ? Drop.MalformedIp : Drop.SendError);
       }
     }
-    if (st[1] !== 0 && this.offloads.gso) {
+    if (state[SEND_STATE_GSO_ERRNO] !== 0 && this.offloads.gso) {
       this.offloads.gso = false;
-      this.hooks.gsoRefused(st[1]);
+      this.hooks.gsoRefused(state[SEND_STATE_GSO_ERRNO]);
     }
     this.keepRest(done, count);
   }
@@ -263,7 +264,7 @@ export class DevicePath {
   }
 
   /** Counts inner packets and bytes of entry i that the kernel took, for its peer and the path. */
-  private count(i: number, packets: number, bytes: number): void {
+  private countSent(i: number, packets: number, bytes: number): void {
     const peer = this.sendPeers[i]!;
     peer.txPackets += packets;
     peer.txBytes += bytes;

@@ -4,7 +4,7 @@
 import { lookup } from "node:dns/promises";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
-import { addon, READABLE, TUN_OFFLOAD_BITS, UDP_GRO, UDP_GSO, WRITABLE } from "../native/addon.ts";
+import { addon, JOIN_TCP, JOIN_UDP, READABLE, TUN_OFFLOAD_BITS, UDP_GRO, UDP_GSO, WRITABLE } from "../native/addon.ts";
 import { PAUSE_POOL_EMPTY, PAUSE_SOCKET_FULL, Watch } from "./watch.ts";
 import { closeTun, openTun } from "../native/tun.ts";
 import type { TunDevice } from "../native/tun.ts";
@@ -16,7 +16,7 @@ import { bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE } from "./constants.ts";
 import { DevicePath } from "./device-path.ts";
 import type { DeviceOffloads } from "./device-path.ts";
 import { DROP_LABELS } from "./drops.ts";
-import { JOIN_TCP, JOIN_UDP, NetworkPath } from "./network-path.ts";
+import { NetworkPath } from "./network-path.ts";
 import type { NetworkOffloads } from "./network-path.ts";
 import { Peer, PeerTable } from "./peers.ts";
 

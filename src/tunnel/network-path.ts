@@ -6,7 +6,7 @@
 // With UDP GRO on, one received datagram may hold up to 64 datagrams of the peer's, all of
 // one size but the last: each is checked on its own, exactly as if it had come alone. With
 // TUN offloads on, the addon joins consecutive TCP segments of a flow into one write.
-import { addon } from "../native/addon.ts";
+import { addon, GRO_MAX_SEGS, WRITE_STATS_LEN, WRITE_STATS_WRITES } from "../native/addon.ts";
 import type { PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
 import type { UdpSocket } from "../native/udp.ts";
@@ -15,7 +15,7 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, DATAGRAM_START, MAX_SEGMENTS_PER_DATAGRAM, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES } from "./constants.ts";
+import { BATCH, DATAGRAM_START, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES, WRITE_BATCH } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, TYPE_DATA, TYPE_KEEPALIVE, VERSION } from "./header.ts";
 import { checkPacket, sourceOffset } from "./ip-packet.ts";
@@ -34,16 +34,13 @@ export interface NetworkOffloads {
   readonly join: number;
 }
 
-export const JOIN_TCP = 1;
-export const JOIN_UDP = 2;
-
 const NO_OFFLOADS: NetworkOffloads = { gro: false, tun: false, join: 0 };
 
-/** check() verdict for a keepalive (a drop reason is >= 0, a packet to deliver is -1). */
+// judge()'s verdicts besides a drop reason (a Drop code, >= 0).
+/** An inner packet to write to the device. */
+const DELIVER = -1;
+/** A keepalive: counted for the peer, nothing to write. */
 const KEEPALIVE = -2;
-
-/** Most inner packets one batch can yield. */
-const MAX_WRITES = BATCH * MAX_SEGMENTS_PER_DATAGRAM;
 
 export class NetworkPath {
   packets = 0;
@@ -62,13 +59,14 @@ export class NetworkPath {
 
   // The write batch: one entry per inner packet, pointing into the held datagram buffers,
   // which go back to the pool once the batch is written.
-  private readonly writeOffs = new Int32Array(MAX_WRITES);
-  private readonly writeLens = new Int32Array(MAX_WRITES);
-  private readonly writeStatus = new Int32Array(MAX_WRITES);
-  private readonly writePeers: (Peer | null)[] = new Array<Peer | null>(MAX_WRITES).fill(null);
+  private readonly writeOffs = new Int32Array(WRITE_BATCH);
+  private readonly writeLens = new Int32Array(WRITE_BATCH);
+  private readonly writeStatus = new Int32Array(WRITE_BATCH);
+  private readonly writePeers: (Peer | null)[] = new Array<Peer | null>(WRITE_BATCH).fill(null);
   private readonly held: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
   private heldCount = 0;
-  private readonly writeStats = new Int32Array(1);
+  /** tunWriteOffload's stats, by their WRITE_STATS_* positions. */
+  private readonly writeStats = new Int32Array(WRITE_STATS_LEN);
 
   /** Largest datagram we accept: a full-MTU packet plus our header, or a GRO datagram. */
   private readonly maxDatagram: number;
@@ -161,8 +159,8 @@ export class NetworkPath {
       let count = 0;
       for (let at = 0; at < len; at += size) {
         const segLen = Math.min(size, len - at);
-        const verdict = ++count > MAX_SEGMENTS_PER_DATAGRAM ? Drop.Oversize : this.check(slab, off + at, segLen, peer);
-        if (verdict === -1) {
+        const verdict = ++count > GRO_MAX_SEGS ? Drop.Oversize : this.judge(slab, off + at, segLen, peer);
+        if (verdict === DELIVER) {
           this.writeOffs[k] = off + at + HEADER_LEN;
           this.writeLens[k] = segLen - HEADER_LEN;
           this.writePeers[k] = peer;
@@ -170,7 +168,7 @@ export class NetworkPath {
         } else if (verdict === KEEPALIVE) {
           peer.rxKeepalives++;
         } else {
-          this.count(verdict, i);
+          this.countDrop(verdict, i);
         }
       }
       if (k > first) this.held[held++] = buf;
@@ -180,8 +178,8 @@ export class NetworkPath {
     return k;
   }
 
-  /** One of the peer's datagrams: -1 to deliver, KEEPALIVE, or the drop reason. */
-  private check(slab: Uint8Array, off: number, len: number, peer: Peer): number {
+  /** One of the peer's datagrams: DELIVER, KEEPALIVE, or the Drop reason. */
+  private judge(slab: Uint8Array, off: number, len: number, peer: Peer): number {
     if (len > this.tun.mtu + HEADER_LEN) return Drop.Oversize;
     if (len < HEADER_LEN) return Drop.Truncated;
     const byte0 = slab[off];
@@ -194,7 +192,7 @@ export class NetworkPath {
     const bad = checkPacket(slab, inner, len - HEADER_LEN, this.tun.mtu);
     if (bad >= 0) return bad;
     if (this.peers.route(slab, sourceOffset(slab, inner), slab[inner] >> 4 === 4 ? 4 : 6) !== peer) return Drop.SourceNotAllowed;
-    return -1;
+    return DELIVER;
   }
 
   private write(k: number): void {
@@ -205,7 +203,7 @@ export class NetworkPath {
         written = this.io.tunWriteOffload(
           this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus, o.join, this.writeStats,
         );
-        this.writes += this.writeStats[0];
+        this.writes += this.writeStats[WRITE_STATS_WRITES];
       } else {
         written = this.io.tunWrite(this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus);
         this.writes += k;
@@ -234,10 +232,10 @@ export class NetworkPath {
 
   private dropBuf(buf: PooledBuffer, reason: number, i: number): void {
     buf.release();
-    this.count(reason, i);
+    this.countDrop(reason, i);
   }
 
-  private count(reason: number, i: number): void {
+  private countDrop(reason: number, i: number): void {
     if (this.drops[reason]++ === 0) this.hooks.firstDrop(reason, formatEndpoint(this.recvSources, i * ENDPOINT_BYTES));
   }
 }
