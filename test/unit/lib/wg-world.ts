@@ -131,7 +131,7 @@ export class Side {
 }
 
 export interface WorldOptions {
-  loadThreshold?: number;
+  loadThreshold?: { a?: number; b?: number };
   persistentKeepalive?: { a?: number; b?: number };
   seed?: number;
 }
@@ -143,21 +143,26 @@ export class World {
   wallEpochMs = 1_767_225_600_000;
   readonly a = new Side("A", "198.18.0.1", 51820);
   readonly b = new Side("B", "198.18.0.2", 51821);
-  /** Messages in flight: drop them by setting `lossy`. */
+  /** Messages in flight are dropped while `lossy`, or only those from `lossyFrom`. */
   lossy = false;
+  lossyFrom: Side | null = null;
   readonly dataLog: { from: string; slot: number; keepalive: boolean; accepted: boolean }[] = [];
   #cursor = new Map<Side, number>();
 
   constructor(o: WorldOptions = {}) {
     const seed = o.seed ?? 1;
-    for (const [side, other, ka, s] of [[this.a, this.b, o.persistentKeepalive?.a, seed], [this.b, this.a, o.persistentKeepalive?.b, seed + 7]] as const) {
+    const sides = [
+      [this.a, this.b, o.persistentKeepalive?.a, o.loadThreshold?.a, seed],
+      [this.b, this.a, o.persistentKeepalive?.b, o.loadThreshold?.b, seed + 7],
+    ] as const;
+    for (const [side, other, ka, load, s] of sides) {
       side.device = new WgDevice({
         privateKey: side.privateKey,
         peers: [{ name: other.name, publicKey: other.publicKey, endpoint: other.endpoint, persistentKeepalive: ka ?? 0 }],
         effects: side.effects(),
         wallClock: () => BigInt(this.wallEpochMs + this.now) * 1_000_000n,
         random: seededRandom(s),
-        loadThreshold: o.loadThreshold,
+        loadThreshold: load,
       });
     }
   }
@@ -181,7 +186,7 @@ export class World {
         const events = from.events.slice(start);
         this.#cursor.set(from, from.events.length);
         for (const e of events) {
-          if (this.lossy) continue;
+          if (this.#lost(from)) continue;
           if (e.kind === "send") {
             moved = true;
             to.device.handshakeMessage(e.msg, from.endpoint, this.now);
@@ -209,10 +214,14 @@ export class World {
   #data(from: Side, slot: number, keepalive: boolean): void {
     const to = this.other(from);
     const msg = from.seal(slot, keepalive ? new Uint8Array(0) : new Uint8Array(32).fill(0x45));
-    const opened = this.lossy ? null : to.open(msg);
+    const opened = this.#lost(from) ? null : to.open(msg);
     let accepted = false;
     if (opened) accepted = to.device.dataReceived(opened.slot, from.endpoint, this.now, keepalive);
     this.dataLog.push({ from: from.name, slot, keepalive, accepted });
+  }
+
+  #lost(from: Side): boolean {
+    return this.lossy || this.lossyFrom === from;
   }
 
   /** Advances the clock in steps of `step` ms, ticking both devices and delivering. */
