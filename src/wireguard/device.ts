@@ -190,7 +190,7 @@ export class WgDevice {
     this.#limiter.sweep(now);
   }
 
-  /** The earliest timer deadline over all peers (Infinity if none). */
+  /** The earliest timer deadline over all peers (Infinity if none; -Infinity: tick now). */
   nextDeadline(): number {
     let at = Infinity;
     for (const peer of this.#peers) at = Math.min(at, peerState(peer).timers.nextDeadline());
@@ -212,6 +212,7 @@ export class WgDevice {
     const peer = new WgPeer(config, this.#identity, () => this.#jitter());
     this.#peers.push(peer);
     this.#byKey.set(key, peer);
+    peerState(peer).timers.started();
     return peer;
   }
 

@@ -91,6 +91,12 @@ export class PeerTimers {
     if (this.persistentKeepaliveInterval > 0) this.#mod(TimerName.PersistentKeepalive, now + this.persistentKeepaliveInterval);
   }
 
+  /** A new peer with a persistent keepalive sends one at the first poll, so it has a session
+   * before any traffic (wireguard-go does so when the device comes up). */
+  started(): void {
+    if (this.persistentKeepaliveInterval > 0) this.#mod(TimerName.PersistentKeepalive, -Infinity);
+  }
+
   /** After handshake attempts were exhausted: no keepalive, erase the residue later. */
   gaveUp(now: number): void {
     this.#del(TimerName.SendKeepalive);
