@@ -6,7 +6,6 @@ import {
   KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_TIME,
 } from "../../src/wireguard/constants.ts";
 import { PeerTimers, TimerName } from "../../src/wireguard/timers.ts";
-import type { Side } from "./lib/wg-world.ts";
 import { World } from "./lib/wg-world.ts";
 
 const STEP = 10;
