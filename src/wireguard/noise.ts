@@ -162,28 +162,39 @@ export function consumeInitiation(
   return { ok: true, handshake: hs };
 }
 
-/** Message 2, from the responder, after consumeInitiation. Null when a DH fails. */
-export function createResponse(hs: Handshake, localIndex: number, ephemeralPrivate: Uint8Array): Uint8Array | null {
-  if (hs.state !== HandshakeState.InitiationConsumed) return null;
-  const ephemeral = publicKeyOf(ephemeralPrivate);
-  let h = mixHash(hs.hash, ephemeral);
-  let c = kdf1(hs.chainKey, ephemeral);
-  const ee = sharedSecret(ephemeralPrivate, hs.remoteEphemeral);
-  const se = sharedSecret(ephemeralPrivate, hs.remoteStatic);
-  if (!ee || !se) return null;
+/** Message 2's key schedule, the same at both ends given the two DH results (ephemeral-
+ * ephemeral and the responder's ephemeral with the initiator's static): null if either failed. */
+function responseKeys(
+  hs: Handshake, responderEphemeral: Uint8Array, ee: Uint8Array | null, se: Uint8Array | null,
+): { h: Uint8Array; c: Uint8Array; key: Uint8Array } | null {
+  if (!ee || !se) {
+    ee?.fill(0);
+    se?.fill(0);
+    return null;
+  }
+  const h = mixHash(hs.hash, responderEphemeral);
+  let c = kdf1(hs.chainKey, responderEphemeral);
   c = kdf1(c, ee);
   c = kdf1(c, se);
   ee.fill(0);
   se.fill(0);
   const [c2, tau, key] = kdf3(c, hs.presharedKey);
-  h = mixHash(h, tau);
-  const empty = aeadSeal(key, 0n, EMPTY, h);
-  h = mixHash(h, empty);
-  key.fill(0);
+  const mixed = { h: mixHash(h, tau), c: c2, key };
   tau.fill(0);
+  return mixed;
+}
 
-  hs.hash = h;
-  hs.chainKey = c2;
+/** Message 2, from the responder, after consumeInitiation. Null when a DH fails. */
+export function createResponse(hs: Handshake, localIndex: number, ephemeralPrivate: Uint8Array): Uint8Array | null {
+  if (hs.state !== HandshakeState.InitiationConsumed) return null;
+  const ephemeral = publicKeyOf(ephemeralPrivate);
+  const mixed = responseKeys(hs, ephemeral, sharedSecret(ephemeralPrivate, hs.remoteEphemeral), sharedSecret(ephemeralPrivate, hs.remoteStatic));
+  if (!mixed) return null;
+  const empty = aeadSeal(mixed.key, 0n, EMPTY, mixed.h);
+  mixed.key.fill(0);
+
+  hs.hash = mixHash(mixed.h, empty);
+  hs.chainKey = mixed.c;
   hs.localEphemeral.set(ephemeralPrivate);
   hs.localIndex = localIndex;
   hs.state = HandshakeState.ResponseCreated;
@@ -194,25 +205,14 @@ export function createResponse(hs: Handshake, localIndex: number, ephemeralPriva
 export function consumeResponse(local: StaticIdentity, hs: Handshake, msg: Uint8Array): boolean {
   const m = decodeResponse(msg);
   if (!m || hs.state !== HandshakeState.InitiationCreated) return false;
-  let h = mixHash(hs.hash, m.ephemeral);
-  let c = kdf1(hs.chainKey, m.ephemeral);
-  const ee = sharedSecret(hs.localEphemeral, m.ephemeral);
-  const se = sharedSecret(local.privateKey, m.ephemeral);
-  if (!ee || !se) return false;
-  c = kdf1(c, ee);
-  c = kdf1(c, se);
-  ee.fill(0);
-  se.fill(0);
-  const [c2, tau, key] = kdf3(c, hs.presharedKey);
-  h = mixHash(h, tau);
-  const opened = aeadOpen(key, 0n, m.empty, h);
-  key.fill(0);
-  tau.fill(0);
+  const mixed = responseKeys(hs, m.ephemeral, sharedSecret(hs.localEphemeral, m.ephemeral), sharedSecret(local.privateKey, m.ephemeral));
+  if (!mixed) return false;
+  const opened = aeadOpen(mixed.key, 0n, m.empty, mixed.h);
+  mixed.key.fill(0);
   if (!opened) return false;
-  h = mixHash(h, m.empty);
 
-  hs.hash = h;
-  hs.chainKey = c2;
+  hs.hash = mixHash(mixed.h, m.empty);
+  hs.chainKey = mixed.c;
   hs.remoteIndex = m.sender;
   hs.state = HandshakeState.ResponseConsumed;
   return true;

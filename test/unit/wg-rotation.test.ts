@@ -6,7 +6,7 @@ import { REKEY_TIMEOUT, WG_KEYPAIR_SLOTS } from "../../src/wireguard/constants.t
 import { WgDrop } from "../../src/wireguard/drops.ts";
 import { IndexTable } from "../../src/wireguard/index-table.ts";
 import type { Side } from "./lib/wg-world.ts";
-import { World, seededRandom } from "./lib/wg-world.ts";
+import { World, established, seededRandom } from "./lib/wg-world.ts";
 
 /** Each slot installed once more than removed iff it is live; indexes of live slots unique. */
 function balanced(side: Side): boolean {
@@ -28,9 +28,7 @@ function rekeyFrom(w: World, side: Side): void {
 const slots = (side: Side): number[] => [...side.native.keys()].sort((x, y) => x - y);
 
 t.test("several rekeys, alternating roles: current/previous/next as wireguard-go", (t) => {
-  const w = new World();
-  w.a.device.sendingSlot(w.peerOf(w.a), w.now);
-  w.deliver();
+  const w = established();
   t.ok(w.sendData(w.a) && w.sendData(w.b));
 
   for (let round = 0; round < 6; round++) {
@@ -87,9 +85,7 @@ t.test("several rekeys, alternating roles: current/previous/next as wireguard-go
 });
 
 t.test("initiator with an unconfirmed next keypair: it becomes previous, current retires", (t) => {
-  const w = new World();
-  w.a.device.sendingSlot(w.peerOf(w.a), w.now);
-  w.deliver();
+  const w = established();
   /** Hands the last message `from` sent to the other side (outside World.deliver). */
   const pass = (from: Side): number => w.other(from).device.handshakeMessage(from.of("send").at(-1)!.msg, from.endpoint, w.now);
   // B initiates; A responds (A: next); B's confirming data never comes.
@@ -128,9 +124,7 @@ t.test("simultaneous initiations converge after a retransmission", (t) => {
 });
 
 t.test("setPrivateKey drops every session; the old peer no longer knows us", (t) => {
-  const w = new World();
-  w.a.device.sendingSlot(w.peerOf(w.a), w.now);
-  w.deliver();
+  const w = established();
   const installed = w.a.installs.length;
   w.a.device.setPrivateKey(new Uint8Array(32).fill(0x42));
   t.equal(w.a.native.size, 0, "all keypairs removed");

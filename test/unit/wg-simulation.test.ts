@@ -5,7 +5,7 @@ import t from "tap";
 import { REKEY_AFTER_TIME } from "../../src/wireguard/constants.ts";
 import { WgDrop } from "../../src/wireguard/drops.ts";
 import { formatEndpoint } from "../../src/net/address.ts";
-import { World } from "./lib/wg-world.ts";
+import { World, established } from "./lib/wg-world.ts";
 
 t.test("ten minutes of traffic both ways: rekeys by the initiator only, nothing refused", (t) => {
   const w = new World();
@@ -39,10 +39,8 @@ t.test("ten minutes of traffic both ways: rekeys by the initiator only, nothing 
 });
 
 t.test("an outage with traffic: A keeps asking (each packet restarts the attempts), recovers at once", (t) => {
-  const w = new World();
+  const w = established();
   const pa = w.peerOf(w.a);
-  w.sendData(w.a);
-  w.deliver();
   w.run(10_000);
   w.lossy = true;
   let sent = 0;
@@ -74,10 +72,8 @@ t.test("an outage without traffic: A gives up and staged packets are dropped; th
 });
 
 t.test("roaming: the endpoint follows authenticated messages only", (t) => {
-  const w = new World();
+  const w = established();
   const pa = w.peerOf(w.a);
-  w.sendData(w.a);
-  w.deliver();
   const home = formatEndpoint(w.b.endpoint);
   t.equal(formatEndpoint(pa.endpoint!), home);
 

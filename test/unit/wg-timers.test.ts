@@ -6,17 +6,9 @@ import {
   KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_TIME,
 } from "../../src/wireguard/constants.ts";
 import { PeerTimers, TimerName } from "../../src/wireguard/timers.ts";
-import { World } from "./lib/wg-world.ts";
+import { World, established } from "./lib/wg-world.ts";
 
 const STEP = 10;
-
-function handshaken(o?: ConstructorParameters<typeof World>[0]): World {
-  const w = new World(o);
-  w.a.device.sendingSlot(w.peerOf(w.a), w.now);
-  w.deliver();
-  if (w.a.native.size !== 1 || w.b.native.size !== 1) throw new Error("handshake did not complete");
-  return w;
-}
 
 t.test("retransmission every REKEY_TIMEOUT + 0-333 ms jitter; gives up after 20 initiations", (t) => {
   const w = new World();
@@ -50,14 +42,14 @@ t.test("retransmission every REKEY_TIMEOUT + 0-333 ms jitter; gives up after 20 
 });
 
 t.test("an answered handshake stops retransmission", (t) => {
-  const w = handshaken();
+  const w = established();
   w.run(60_000, 100);
   t.equal(w.peerOf(w.a).counters.handshakesInitiated, 1);
   t.end();
 });
 
 t.test("passive keepalive: data heard and nothing sent for 10 s", (t) => {
-  const w = handshaken();
+  const w = established();
   const before = w.a.of("keepalive").length;
   const t0 = w.now;
   w.sendData(w.b);
@@ -79,7 +71,7 @@ t.test("passive keepalive: data heard and nothing sent for 10 s", (t) => {
 });
 
 t.test("data sent and nothing heard for KEEPALIVE + REKEY_TIMEOUT (+ jitter): new handshake", (t) => {
-  const w = handshaken();
+  const w = established();
   const pa = w.peerOf(w.a);
   w.lossyFrom = w.b;
   const t0 = w.now;
@@ -91,7 +83,7 @@ t.test("data sent and nothing heard for KEEPALIVE + REKEY_TIMEOUT (+ jitter): ne
   t.ok(at - t0 >= KEEPALIVE_TIMEOUT + REKEY_TIMEOUT && at - t0 < KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + STEP, `after ${at - t0} ms`);
 
   // With answers flowing, no such handshake.
-  const w2 = handshaken();
+  const w2 = established();
   w2.sendData(w2.a);
   w2.run(30_000, STEP);
   t.equal(w2.peerOf(w2.a).counters.handshakesInitiated, 1, "B's keepalive answered: no new handshake");
@@ -99,7 +91,7 @@ t.test("data sent and nothing heard for KEEPALIVE + REKEY_TIMEOUT (+ jitter): ne
 });
 
 t.test("rekey after time: the initiator at 120 s, never the responder", (t) => {
-  const w = handshaken();
+  const w = established();
   const created = w.now;
   let at = -1;
   w.run(170_000, 1000, () => {
@@ -115,7 +107,7 @@ t.test("rekey after time: the initiator at 120 s, never the responder", (t) => {
 });
 
 t.test("rekey after messages: either side, past 2^60 messages", (t) => {
-  const w = handshaken();
+  const w = established();
   const pb = w.peerOf(w.b);
   w.b.device.dataSent(pb, w.now, 2 ** 60);
   t.equal(pb.counters.handshakesInitiated, 0, "exactly 2^60: not yet");
@@ -126,7 +118,7 @@ t.test("rekey after messages: either side, past 2^60 messages", (t) => {
 });
 
 t.test("reject after time: no sending at 180 s, received data refused past 180 s", (t) => {
-  const w = handshaken();
+  const w = established();
   const created = w.now;
   const pb = w.peerOf(w.b);
   const [slotA] = w.a.native.keys();
@@ -142,7 +134,7 @@ t.test("reject after time: no sending at 180 s, received data refused past 180 s
 });
 
 t.test("reject after messages: the current keypair stops at REJECT_AFTER_MESSAGES", (t) => {
-  const w = handshaken();
+  const w = established();
   const pb = w.peerOf(w.b);
   const slot = w.b.device.sendingSlot(pb, w.now);
   w.lossy = true; // keep the rekey handshake from completing
@@ -154,7 +146,7 @@ t.test("reject after messages: the current keypair stops at REJECT_AFTER_MESSAGE
 });
 
 t.test("all keys zeroed after 3 x REJECT_AFTER_TIME without a new session", (t) => {
-  const w = handshaken();
+  const w = established();
   const t0 = w.now;
   w.lossy = true;
   let at = -1;
@@ -169,7 +161,7 @@ t.test("all keys zeroed after 3 x REJECT_AFTER_TIME without a new session", (t) 
 });
 
 t.test("persistent keepalive every N seconds while idle, either side", (t) => {
-  const w = handshaken({ persistentKeepalive: { b: 25 } });
+  const w = established({ persistentKeepalive: { b: 25 } });
   const times: number[] = [];
   let seen = w.b.events.length;
   w.run(100_000, STEP, () => {
@@ -200,7 +192,7 @@ t.test("a peer with a persistent keepalive gets a session at the first tick", (t
 });
 
 t.test("nextDeadline is the earliest armed timer", (t) => {
-  const w = handshaken();
+  const w = established();
   t.equal(w.a.device.nextDeadline(), w.now + ZERO_KEY_MATERIAL_TIME, "idle after the handshake: only the zeroing timer");
   w.sendData(w.a);
   const next = w.a.device.nextDeadline() - w.now;

@@ -236,3 +236,12 @@ export class World {
     }
   }
 }
+
+/** A world whose devices completed a handshake (A initiated, B confirmed by A's keepalive). */
+export function established(o?: WorldOptions): World {
+  const w = new World(o);
+  w.a.device.sendingSlot(w.peerOf(w.a), w.now);
+  w.deliver();
+  if (w.a.native.size !== 1 || w.b.native.size !== 1) throw new Error("handshake did not complete");
+  return w;
+}
