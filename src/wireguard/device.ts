@@ -150,7 +150,8 @@ export class WgDevice {
   /** A data message opened with the keypair in `slot` (and passed the replay window). False if
    * that keypair is past REJECT_AFTER_TIME or gone: the caller drops it. Else promotes a
    * waiting `next` keypair, moves the endpoint to `source`, and runs the timers. One call may
-   * stand for a run of messages from one batch on one slot (keepalive: all were keepalives). */
+   * stand for a run of messages from one batch on one slot (keepalive: all were keepalives).
+   * `source` is copied if kept. */
   dataReceived(slot: number, source: Uint8Array, now: number, keepalive: boolean): boolean {
     const entry = this.#table.get(slot);
     const kp = entry?.keypair;
@@ -170,7 +171,8 @@ export class WgDevice {
   }
 
   /** A message of type 1, 2 or 3 (or anything the native side did not take as data) from
-   * `source`. Returns WgDrop.None (0) if processed, else why not; both are counted in `drops`. */
+   * `source`. Returns WgDrop.None (0) if processed, else why not; both are counted in `drops`.
+   * Neither `msg` nor `source` is kept (both may be pooled buffers). */
   handshakeMessage(msg: Uint8Array, source: Uint8Array, now: number): WgDropReason {
     const reason = this.#handshakeMessage(msg, source, now);
     this.drops[reason]++;
