@@ -27,6 +27,10 @@ const IGNORED_KEYS = ["DNS", "Table", "PreUp", "PostUp", "PreDown", "PostDown", 
 
 const canonical = (keys: readonly string[], k: string): string | undefined => keys.find((c) => c.toLowerCase() === k.toLowerCase());
 
+/** Text shaped like a key name or a section header is repeated in messages; anything else may
+ * be a key pasted on a line of its own, so it is not. */
+const NAME_LIKE = /^\[?[A-Za-z][A-Za-z0-9_ -]{0,31}\]?$/;
+
 /** wg-quick's rule: the interface is the file's name without ".conf", 1-15 of [A-Za-z0-9_=+.-]. */
 export function interfaceNameOf(file: string): string {
   const m = /^([A-Za-z0-9_=+.-]{1,15})\.conf$/.exec(basename(file));
@@ -100,15 +104,23 @@ export function parseWgQuick(text: string, file: string): WgQuickFile {
         peers.push({ line: n, o: {}, allowedIps: [] });
         origins.set(`peers[${peers.length - 1}]`, at(n, "[Peer]"));
       } else {
-        fail(n, content, "unknown section (expected [Interface] or [Peer])");
+        if (NAME_LIKE.test(content)) fail(n, content, "unknown section (expected [Interface] or [Peer])");
+        fail(n, "[?]", "unknown section (expected [Interface] or [Peer]; the line is not shown)");
       }
       continue;
     }
 
     const eq = content.indexOf("=");
-    if (eq < 0) fail(n, content, "line unrecognized (expected Key = Value)");
+    if (eq < 0) {
+      if (NAME_LIKE.test(content)) fail(n, content, "line unrecognized (expected Key = Value)");
+      throw new ConfigError(`${file}:${n}`, "line unrecognized (expected Key = Value; the line is not shown)");
+    }
     const written = content.slice(0, eq).trim();
     const value = content.slice(eq + 1).trim();
+    if (!NAME_LIKE.test(written)) {
+      warnings.push(`${file}:${n}: not a key udptun knows (the line is not shown); ignored`);
+      continue;
+    }
     if (section === null) fail(n, written, "outside a section ([Interface] or [Peer] comes first)");
     const key = canonical(section === "interface" ? INTERFACE_KEYS : PEER_KEYS, written);
     if (key === undefined) {

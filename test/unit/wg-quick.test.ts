@@ -118,6 +118,10 @@ t.test("every key wg-quick knows but udptun does not apply is a warning naming l
   t.equal(w[ignored.length], `${file}:12: Mystery: not a key udptun knows in [Interface]; ignored`);
   t.equal(w[ignored.length + 1], `${file}:16: Endpint: not a key udptun knows in [Peer]; ignored`, "a typo is said, with its line");
 
+  const pasted = write(dir, "wg3.conf", body(PRIV));
+  const pw = loadConfig(pasted, {}).warnings;
+  t.same(pw, [`${pasted}:4: not a key udptun knows (the line is not shown); ignored`], "a key pasted on a line of its own is not echoed");
+
   const again = write(dir, "wg2.conf", `[Interface]\nPrivateKey = ${PSK}\nPrivateKey = ${PRIV}\nAddress = 10.0.0.1/24\n[Peer]\nPublicKey = ${PEER1}\nAllowedIPs = 10.0.0.2/32\n`);
   const c = loadConfig(again, {});
   t.same(c.privateKey, Buffer.from(PRIV, "base64"), "a repeated key: the last wins, as in wg");
@@ -143,6 +147,9 @@ t.test("errors name the file, the line and the key (and the value, unless a secr
     check(t, "empty.conf", body("MTU ="), 4, "MTU", ["no value"]);
     check(t, "list.conf", body("", "AllowedIPs = 10.0.0.5/32,,10.0.0.6/32"), 8, "AllowedIPs", ["empty entry"]);
     check(t, "noeq.conf", body("MTU 1400"), 4, "MTU 1400", ["line unrecognized"]);
+    const bare = write(dir, "bare.conf", body(`${PRIV.slice(0, 43)}`));
+    throwsConfigError(t, () => loadConfig(bare, {}), `${bare}:4`, ["line unrecognized", "not shown"], [...SECRETS, PRIV.slice(0, 43)]);
+    check(t, "badsection.conf", body(`[${PSK}]`), 4, "[?]", ["unknown section", "not shown"]);
     check(t, "section.conf", body("[Interfaces]"), 4, "[Interfaces]", ["unknown section"]);
     check(t, "outside.conf", `MTU = 1400\n${body("")}`, 1, "MTU", ["outside a section"]);
     t.end();
