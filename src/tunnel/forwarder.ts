@@ -93,7 +93,7 @@ export class Forwarder {
     // IP literals take effect now, so the socket's filter admits them from its first moments;
     // names are looked up once the forwarder is complete (their answers touch the socket).
     const names = config.peers.flatMap((pc, i) =>
-      this.setLiteralEndpoint(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port) ? [] : [{ peer: this.peers.peers[i], ...pc.endpoint }]);
+      !pc.endpoint || this.setLiteralEndpoint(this.peers.peers[i], pc.endpoint.host, pc.endpoint.port) ? [] : [{ peer: this.peers.peers[i], ...pc.endpoint }]);
 
     const want = config.offloads;
     let tun: TunDevice;
@@ -176,7 +176,7 @@ export class Forwarder {
    */
   reload(next: Config): { kept: string[]; added: string[]; changed: string[]; removed: string[]; needsRestart: string[] } {
     const key = (p: Config["peers"][number]) =>
-      JSON.stringify([p.endpoint.host, p.endpoint.port, p.allowedIps.map(formatPrefix)]);
+      JSON.stringify([p.endpoint?.host, p.endpoint?.port, p.allowedIps.map(formatPrefix)]);
     const before = new Map(this.config.peers.map((p, i) => [p.name, { spec: key(p), peer: this.peers.peers[i] }]));
     const kept: string[] = [], added: string[] = [], changed: string[] = [];
     const fresh: { peer: Peer; host: string; port: number }[] = [];
@@ -188,7 +188,7 @@ export class Forwarder {
       }
       (old ? changed : added).push(pc.name);
       const peer = new Peer(pc.name, pc.allowedIps);
-      fresh.push({ peer, host: pc.endpoint.host, port: pc.endpoint.port });
+      if (pc.endpoint) fresh.push({ peer, host: pc.endpoint.host, port: pc.endpoint.port });
       return peer;
     });
     const removed = [...before.keys()].filter((n) => !next.peers.some((p) => p.name === n));
