@@ -17,6 +17,10 @@ export const UDP_GRO = 2;
 
 export interface Addon {
   readonly MAX_BATCH: number;
+  /** udpFilter modes (src/native/filter_program.h): admit the endpoints only; or the endpoints,
+   * plus exact WireGuard handshake messages (initiation, response, cookie reply) from anyone. */
+  readonly FILTER_PLAIN: number;
+  readonly FILTER_WIREGUARD: number;
   pollStart(fd: number, events: number, cb: (status: number, events: number) => void): object;
   pollSet(handle: object, events: number): void;
   pollStop(handle: object): void;
@@ -49,13 +53,17 @@ export interface Addon {
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
     destinations: Uint8Array, status: Int32Array,
   ): number;
-  /** Attaches the peer filter (count 20-byte endpoints; none: drop all) or, with null, detaches
-   * it; returns the program's length in instructions. Throws E2BIG past BPF_MAXINSNS. */
-  udpFilter(fd: number, v6: number, endpoints: Uint8Array | null, count: number): number;
+  /** Attaches the peer filter (count 20-byte endpoints, in mode FILTER_PLAIN or FILTER_WIREGUARD)
+   * or, with null, detaches it (mode not needed); returns the program's length in instructions.
+   * Throws E2BIG past BPF_MAXINSNS, EINVAL (RangeError) for another mode. */
+  udpFilter(fd: number, v6: number, endpoints: Uint8Array | null, count: number, mode?: PeerFilterMode): number;
   /** Datagrams the kernel dropped for the socket (SO_MEMINFO): 32 bits, wraps. */
   udpDrops(fd: number): number;
   close(fd: number): void;
 }
+
+/** FILTER_PLAIN or FILTER_WIREGUARD. */
+export type PeerFilterMode = number;
 
 /** The packet I/O calls the two paths make: the addon in production, a fake in fuzz tests. */
 export type PacketIo = Pick<Addon, "tunRead" | "tunWrite" | "udpRecv" | "udpSend" | "udpSendSegments" | "tunWriteOffload">;
@@ -69,3 +77,5 @@ function load(): Addon {
 }
 
 export const addon: Addon = load();
+
+export const { FILTER_PLAIN, FILTER_WIREGUARD } = addon;

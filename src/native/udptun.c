@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include "addon.h"
+#include "filter_program.h"
 
 napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[256];
@@ -129,6 +130,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value max;
   napi_create_int32(env, MAX_BATCH, &max);
   napi_set_named_property(env, exports, "MAX_BATCH", max);
+  /* udpFilter's modes (filter_program.h) */
+  napi_set_named_property(env, exports, "FILTER_PLAIN", make_int32(env, FILTER_PLAIN));
+  napi_set_named_property(env, exports, "FILTER_WIREGUARD", make_int32(env, FILTER_WIREGUARD));
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
