@@ -296,6 +296,17 @@ static void crowd(size_t count, int v6, const char *peer, uint16_t port) {
   endpoint(eps + (count - 1) * ENDPOINT_BYTES, peer, port);
 }
 
+/* max4 IPv4 or max6 IPv6 endpoints fit BPF_MAXINSNS in this mode, one more does not. */
+static void expect_limits(enum filter_mode mode, size_t max4, size_t max6) {
+  char name[200];
+  snprintf(name, sizeof name, "program length%s: %zu IPv4 or %zu IPv6 endpoints fit BPF_MAXINSNS, one more does not",
+           mode == FILTER_WIREGUARD ? " (wireguard)" : "", max4, max6);
+  size_t l4 = filter_program_length(max4, 0, mode), over4 = filter_program_length(max4 + 1, 0, mode);
+  size_t l6 = filter_program_length(0, max6, mode), over6 = filter_program_length(0, max6 + 1, mode);
+  snprintf(why, sizeof why, "lengths %zu %zu %zu %zu (BPF_MAXINSNS %d)", l4, over4, l6, over6, BPF_MAXINSNS);
+  report(name, l4 <= BPF_MAXINSNS && over4 > BPF_MAXINSNS && l6 <= BPF_MAXINSNS && over6 > BPF_MAXINSNS);
+}
+
 /* WireGuard messages and near misses of them (a stranger may send only the first three). */
 static const payload_t INITIATION = {148, {1, 0, 0, 0}, "a 148-byte initiation"};
 static const payload_t RESPONSE = {92, {2, 0, 0, 0}, "a 92-byte response"};
@@ -390,17 +401,7 @@ static void wireguard_mode(rx_t *r4, rx_t *r6, rx_t *rd) {
 
   /* The limits the header states: 814 IPv4 or 369 IPv6 endpoints; the jump from the IPv4
    * section to the handshake check crosses them all. */
-  {
-    char name[] = "program length (wireguard): 814 IPv4 or 369 IPv6 endpoints fit BPF_MAXINSNS, one more does not";
-    int ok = filter_program_length(814, 0, FILTER_WIREGUARD) <= BPF_MAXINSNS &&
-             filter_program_length(815, 0, FILTER_WIREGUARD) > BPF_MAXINSNS &&
-             filter_program_length(0, 369, FILTER_WIREGUARD) <= BPF_MAXINSNS &&
-             filter_program_length(0, 370, FILTER_WIREGUARD) > BPF_MAXINSNS;
-    snprintf(why, sizeof why, "lengths %zu %zu %zu %zu (BPF_MAXINSNS %d)", filter_program_length(814, 0, FILTER_WIREGUARD),
-             filter_program_length(815, 0, FILTER_WIREGUARD), filter_program_length(0, 369, FILTER_WIREGUARD),
-             filter_program_length(0, 370, FILTER_WIREGUARD), BPF_MAXINSNS);
-    report(name, ok);
-  }
+  expect_limits(FILTER_WIREGUARD, 814, 369);
   crowd(814, 0, "127.0.0.2", 40001);
   expect_attached_mode(rd, eps, 814, FILTER_WIREGUARD, WG_LENGTH(814, 0), "814 IPv4 endpoints");
   expect_payload(rd, "127.0.0.2", 40001, &DATA, 1, "the last of 814 peers");
@@ -486,17 +487,7 @@ int main(void) {
   expect(&rd, W3, 40001, 0, "a peer's address but word 3");
 
   /* The limits the header states: 817 IPv4 or 370 IPv6 endpoints. */
-  {
-    char name[] = "program length: 817 IPv4 or 370 IPv6 endpoints fit BPF_MAXINSNS, one more does not";
-    int ok = filter_program_length(817, 0, FILTER_PLAIN) <= BPF_MAXINSNS &&
-             filter_program_length(818, 0, FILTER_PLAIN) > BPF_MAXINSNS &&
-             filter_program_length(0, 370, FILTER_PLAIN) <= BPF_MAXINSNS &&
-             filter_program_length(0, 371, FILTER_PLAIN) > BPF_MAXINSNS;
-    snprintf(why, sizeof why, "lengths %zu %zu %zu %zu (BPF_MAXINSNS %d)", filter_program_length(817, 0, FILTER_PLAIN),
-             filter_program_length(818, 0, FILTER_PLAIN), filter_program_length(0, 370, FILTER_PLAIN),
-             filter_program_length(0, 371, FILTER_PLAIN), BPF_MAXINSNS);
-    report(name, ok);
-  }
+  expect_limits(FILTER_PLAIN, 817, 370);
   crowd(MANY, 0, "127.0.0.2", 40001);
   expect_attached(&r4, eps, MANY, LENGTH(MANY, 0), "817 IPv4 endpoints");
   expect(&r4, "127.0.0.2", 40001, 1, "the last of 817 peers");
