@@ -19,8 +19,8 @@
  *     header and SKF_AD_PROTOCOL 0x0800 (there is no v4-mapped form on the wire), so every
  *     program dispatches on the protocol, whatever the socket's family;
  *   - with UDP_GRO on the socket, a GRO-merged train of datagrams is judged once, as one skb
- *     of the summed length (read in the kernel's udp_queue_rcv_skb, not probed here): from a
- *     known endpoint that changes nothing; a stranger's merged handshake messages no longer
+ *     of the summed length (probed with a UDP GSO send, which arrives as such an skb): from
+ *     a known endpoint that changes nothing; a stranger's merged handshake messages no longer
  *     have a handshake size and are dropped (a peer sends one handshake message, then waits
  *     for an answer or REKEY_TIMEOUT, so a real one arrives alone).
  *

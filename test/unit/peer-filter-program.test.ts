@@ -2,7 +2,9 @@
 // (test/native/peer_filter_test.c) on real loopback UDP sockets in a network namespace of its
 // own: IPv4, IPv6-only and dual-stack receivers, probed from chosen addresses and ports.
 // Plain mode: peers are admitted; strangers and near misses are refused. Wireguard mode: peers
-// are admitted with any payload, strangers only with an exact handshake message. Long programs
+// are admitted with any payload, strangers only with an exact handshake message; on a socket
+// with UDP_GRO, two initiations in one skb are judged as one datagram (a stranger's dropped,
+// a peer's admitted whole). Long programs
 // (the jump past 300 IPv4 blocks, the 817/370 and 814/369 endpoint limits) attach and still
 // judge the last peer and a stranger right. Then the binding (udpFilter through setPeerFilter)
 // on a real socket: the modes the addon exports, the lengths and limits per mode, a bad mode
