@@ -42,11 +42,13 @@ napi_value udp_filter(napi_env env, napi_callback_info info) {
   if (!arg_bytes(env, argv[2], &eps, &len) || !arg_int32(env, argv[3], &count) || count < 0 ||
       (size_t)count * ENDPOINT_BYTES > len)
     return throw_errno(env, EINVAL, "udpFilter: endpoints must hold count 20-byte endpoints");
-  if (argc < 5 || !arg_int32(env, argv[4], &mode) || (mode != FILTER_PLAIN && mode != FILTER_WIREGUARD)) {
-    char msg[160], given[16] = "missing";
-    if (argc >= 5 && arg_int32(env, argv[4], &mode)) snprintf(given, sizeof given, "%d", mode);
-    else if (argc >= 5) snprintf(given, sizeof given, "not an int32");
-    snprintf(msg, sizeof msg, "udpFilter: mode (%s) must be FILTER_PLAIN (%d) or FILTER_WIREGUARD (%d)", given,
+  mode = -1;
+  int given = argc >= 5 && arg_int32(env, argv[4], &mode);
+  if (mode != FILTER_PLAIN && mode != FILTER_WIREGUARD) {
+    char msg[160], what[16];
+    if (given) snprintf(what, sizeof what, "%d", mode);
+    else snprintf(what, sizeof what, "%s", argc >= 5 ? "not an int32" : "missing");
+    snprintf(msg, sizeof msg, "udpFilter: mode (%s) must be FILTER_PLAIN (%d) or FILTER_WIREGUARD (%d)", what,
              FILTER_PLAIN, FILTER_WIREGUARD);
     napi_throw_range_error(env, "EINVAL", msg);
     return NULL;
@@ -71,7 +73,8 @@ napi_value udp_filter(napi_env env, napi_callback_info info) {
   }
   struct sock_filter *prog = calloc(n, sizeof *prog);
   if (!prog) return throw_errno(env, ENOMEM, "udpFilter");
-  if (filter_program_build(prog, eps, (size_t)count, n4, n6, (enum filter_mode)mode) != n) { /* a sizing bug must not attach garbage */
+  /* a sizing bug must not attach garbage */
+  if (filter_program_build(prog, eps, (size_t)count, n4, n6, (enum filter_mode)mode) != n) {
     free(prog);
     napi_throw_error(env, "EINTERNAL", "udpFilter: program length mismatch");
     return NULL;
