@@ -68,6 +68,10 @@ export interface SharedValues {
   readonly WG_EXPIRED: number;
   readonly WG_NO_KEYPAIR: number;
   readonly WG_COUNTER_EXHAUSTED: number;
+  /** udpFilter modes (src/native/filter_program.h): admit the endpoints only; or the endpoints,
+   * plus exact WireGuard handshake messages (initiation, response, cookie reply) from anyone. */
+  readonly FILTER_PLAIN: number;
+  readonly FILTER_WIREGUARD: number;
 }
 
 export interface Addon extends SharedValues {
@@ -107,9 +111,10 @@ export interface Addon extends SharedValues {
     fd: number, v6: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number,
     destinations: Uint8Array, status: Int32Array,
   ): number;
-  /** Attaches the peer filter (count 20-byte endpoints; none: drop all) or, with null, detaches
-   * it; returns the program's length in instructions. Throws E2BIG past BPF_MAXINSNS. */
-  udpFilter(fd: number, v6: number, endpoints: Uint8Array | null, count: number): number;
+  /** Attaches the peer filter (count 20-byte endpoints, in mode FILTER_PLAIN or FILTER_WIREGUARD)
+   * or, with null, detaches it (mode not needed); returns the program's length in instructions.
+   * Throws E2BIG past BPF_MAXINSNS, EINVAL (RangeError) for another mode. */
+  udpFilter(fd: number, v6: number, endpoints: Uint8Array | null, count: number, mode?: PeerFilterMode): number;
   /** Datagrams the kernel dropped for the socket (SO_MEMINFO): 32 bits, wraps. */
   udpDrops(fd: number): number;
   close(fd: number): void;
@@ -142,6 +147,9 @@ export interface Addon extends SharedValues {
   wgOpen(slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, segs: Int32Array | null, out: Int32Array): number;
 }
 
+/** FILTER_PLAIN or FILTER_WIREGUARD. */
+export type PeerFilterMode = number;
+
 /** The packet I/O calls the two paths make: the addon in production, a fake in fuzz tests. */
 export type PacketIo = Pick<Addon, "tunRead" | "tunWrite" | "udpRecv" | "udpSend" | "udpSendSegments" | "tunWriteOffload">;
 
@@ -161,7 +169,7 @@ export const {
   READABLE, WRITABLE, TUN_OPEN_MULTI_QUEUE, TUN_OPEN_VNET, TUN_OPEN_DETACHED, UDP_GSO, UDP_GRO, JOIN_TCP, JOIN_UDP,
   SEND_STATE_RESUME, SEND_STATE_GSO_ERRNO, SEND_STATE_SENDS, SEND_STATE_LEN, WRITE_STATS_WRITES, WRITE_STATS_LEN,
   WG_KEYPAIR_SLOTS, WG_HEADER_LEN, WG_TAG_LEN, WG_NOT_DATA, WG_MALFORMED, WG_UNKNOWN_INDEX, WG_REPLAYED,
-  WG_DECRYPT_FAILED, WG_EXPIRED, WG_NO_KEYPAIR, WG_COUNTER_EXHAUSTED,
+  WG_DECRYPT_FAILED, WG_EXPIRED, WG_NO_KEYPAIR, WG_COUNTER_EXHAUSTED, FILTER_PLAIN, FILTER_WIREGUARD,
 } = addon;
 
 /** The TUN_F_* offloads tunOpen reports, by the names the log uses. */

@@ -6,6 +6,7 @@
 #include "addon.h"
 #include "linux-compat.h"
 #include "wg-protocol.h"
+#include "filter_program.h"
 
 napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[256];
@@ -169,6 +170,8 @@ static const struct {
   {"WG_EXPIRED", WG_EXPIRED},
   {"WG_NO_KEYPAIR", WG_NO_KEYPAIR},
   {"WG_COUNTER_EXHAUSTED", WG_COUNTER_EXHAUSTED},
+  {"FILTER_PLAIN", FILTER_PLAIN},
+  {"FILTER_WIREGUARD", FILTER_WIREGUARD},
 };
 
 static napi_value init(napi_env env, napi_value exports) {
