@@ -7,14 +7,11 @@ import type { Config } from "./config/schema.ts";
 import { ConfigError } from "./config/validate.ts";
 import { formatPrefix } from "./net/address.ts";
 import { createLogger } from "./telemetry/log.ts";
-import { snapshotOf, Telemetry } from "./telemetry/metrics.ts";
+import { Telemetry } from "./telemetry/metrics.ts";
 import { startMetricsServer } from "./telemetry/server.ts";
 import type { MetricsServer } from "./telemetry/server.ts";
-import { Forwarder } from "./tunnel/forwarder.ts";
-import { mergeSummaries, summarize } from "./tunnel/summary.ts";
-import type { Summary } from "./tunnel/summary.ts";
-import { WorkerGroup } from "./tunnel/workers.ts";
-import type { ReloadResult } from "./tunnel/workers.ts";
+import { startDataPlane } from "./tunnel/data-plane.ts";
+import type { DataPlane } from "./tunnel/data-plane.ts";
 
 const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN_CONFIG)
        udptun check --config FILE   validate FILE and print the resulting setup
@@ -24,8 +21,6 @@ const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
 const STOP_DEADLINE_MS = 1500;
-/** Within the deadline: how long the workers get to stop and report their final counters. */
-const WORKER_STOP_MS = 1000;
 
 function version(): string {
   // src/cli.ts sits one level below package.json; dist/src/cli.js two.
@@ -39,43 +34,12 @@ function configSummary(c: Config): object {
     device: { name: c.device.name, mtu: c.device.mtu, address: c.device.addresses.map(formatPrefix) },
     listen: `${c.listen.host}:${c.listen.port}`,
     metrics: `${c.metrics.host}:${c.metrics.port}`,
-    peers: c.peers.map((p) => ({ name: p.name, endpoint: `${p.endpoint.host}:${p.endpoint.port}`, allowedIps: p.allowedIps.map(formatPrefix) })),
+    peers: c.peers.map((p) => ({
+      name: p.name, endpoint: `${p.endpoint.host}:${p.endpoint.port}`, allowedIps: p.allowedIps.map(formatPrefix),
+      ...(p.persistentKeepalive ? { persistentKeepalive: p.persistentKeepalive } : {}),
+    })),
     pools: c.pools,
     workers: c.workers,
-  };
-}
-
-/** What run() drives: one forwarder on this thread (workers = 1), or a group of worker threads. */
-interface DataPlane {
-  readonly localEndpoint: string;
-  readonly deviceCreated: boolean;
-  reload(next: Config): Promise<ReloadResult>;
-  /** Stops forwarding everywhere; resolves with the fields of the "stopped" log line. */
-  stop(): Promise<{ final: Summary | null; workers?: (Summary | null)[] }>;
-}
-
-function singlePlane(fwd: Forwarder): DataPlane {
-  return {
-    localEndpoint: fwd.localEndpoint,
-    deviceCreated: fwd.tun.created,
-    reload: async (next) => fwd.reload(next),
-    stop: async () => {
-      fwd.stop();
-      return { final: summarize(fwd) };
-    },
-  };
-}
-
-function workerPlane(group: WorkerGroup): DataPlane {
-  return {
-    localEndpoint: group.localEndpoint,
-    deviceCreated: group.tun.created,
-    reload: (next) => group.reload(next),
-    stop: async () => {
-      const workers = await group.stop(WORKER_STOP_MS);
-      const answered = workers.filter((w) => w !== null);
-      return { final: answered.length ? mergeSummaries(answered) : null, workers };
-    },
   };
 }
 
@@ -130,23 +94,13 @@ async function run(config: Config, configPath: string, ver: string): Promise<voi
   try {
     // The metrics port first: if it is taken we stop before creating anything.
     server = await startMetricsServer(config.metrics, telemetry.exporter, () => plane !== null && !stopping);
-    if (config.workers === 1) {
-      const fwd = new Forwarder({
-        config, log,
-        onAllocate: (pool, d) => telemetry.onAllocate(pool, d),
-        onFatal: (err) => void stop(EXIT_RUNTIME, "forwarding failed", err),
-      });
-      telemetry.observe(() => [snapshotOf(fwd)]);
-      plane = singlePlane(fwd);
-    } else {
-      const group = await WorkerGroup.start({
-        config, log,
-        onAllocate: (pool, d, worker) => telemetry.onAllocate(pool, d, worker),
-        onFatal: (err, worker) => void stop(EXIT_RUNTIME, `worker ${worker} failed; stopping every worker`, err, { worker }),
-      });
-      telemetry.observe(() => group.snapshots());
-      plane = workerPlane(group);
-    }
+    const started = await startDataPlane({
+      config, log,
+      onAllocate: (pool, d, worker) => telemetry.onAllocate(pool, d, worker),
+      onFatal: (why, err, fields) => void stop(EXIT_RUNTIME, why, err, fields),
+    });
+    telemetry.observe(() => started.snapshots());
+    plane = started;
   } catch (err) {
     log.error({ err: (err as Error).message }, "cannot start");
     await server?.close();

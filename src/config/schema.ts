@@ -10,6 +10,9 @@ export interface PeerConfig {
   /** As written; the host may be a DNS name, resolved at start. */
   readonly endpoint: HostPort;
   readonly allowedIps: readonly Prefix[];
+  /** Seconds without anything sent to the peer before a keepalive goes (WireGuard's
+   * PersistentKeepalive: keeps a NAT mapping open); 0 = off. */
+  readonly persistentKeepalive: number;
 }
 
 export interface Config {
@@ -68,6 +71,9 @@ export const DEFAULTS = {
   poolCapacity: 256,
   workers: 1,
 };
+
+/** Largest persistentKeepalive, in seconds: WireGuard's limit (a 16-bit field). */
+export const MAX_PERSISTENT_KEEPALIVE = 65535;
 
 /** Most worker threads: a TUN device takes up to 256 queues, but past the core count they only add contention. */
 export const MAX_WORKERS = 16;

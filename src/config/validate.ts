@@ -2,7 +2,7 @@
 // the value. Nothing here touches the system.
 import { networkOf, parseHostPort, parseIp, parsePrefix, formatPrefix } from "../net/address.ts";
 import type { HostPort, IpAddress, Prefix } from "../net/address.ts";
-import { DEFAULTS, LOG_LEVELS, MAX_WORKERS } from "./schema.ts";
+import { DEFAULTS, LOG_LEVELS, MAX_PERSISTENT_KEEPALIVE, MAX_WORKERS } from "./schema.ts";
 import type { Config, LogLevel, PeerConfig } from "./schema.ts";
 
 export class ConfigError extends Error {
@@ -106,7 +106,7 @@ export function validateConfig(raw: unknown): Config {
   const routed = new Map<string, string>();
   const peers: PeerConfig[] = top.peers.map((p, i) => {
     const f = `peers[${i}]`;
-    const o = object(p, f, ["name", "endpoint", "allowedIps"]);
+    const o = object(p, f, ["name", "endpoint", "allowedIps", "persistentKeepalive"]);
     const name = string(o.name, `${f}.name`);
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw new ConfigError(`${f}.name`, `${show(name)} must be 1-64 of A-Z a-z 0-9 _ . : -`);
     if (names.has(name)) throw new ConfigError(`${f}.name`, `${show(name)} is used by an earlier peer`);
@@ -124,7 +124,9 @@ export function validateConfig(raw: unknown): Config {
       routed.set(key, name);
       return net;
     });
-    return { name, endpoint, allowedIps };
+    const persistentKeepalive = o.persistentKeepalive === undefined
+      ? 0 : integer(o.persistentKeepalive, `${f}.persistentKeepalive`, 0, MAX_PERSISTENT_KEEPALIVE);
+    return { name, endpoint, allowedIps, persistentKeepalive };
   });
 
   const met = top.metrics === undefined ? {} : object(top.metrics, "metrics", ["listen"]);

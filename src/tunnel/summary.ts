@@ -24,8 +24,8 @@ function nonZero(drops: Float64Array): Record<string, number> {
 export function summarize(fwd: Forwarder): Summary {
   const pool = (p: typeof fwd.devicePool) => ({ name: p.name, allocated: p.allocated, inUse: p.inUse, capacity: p.capacity, bufferSize: p.bufferSize });
   return {
-    deviceToNetwork: { packets: fwd.device.packets, bytes: fwd.device.bytes, drops: nonZero(fwd.device.drops) },
-    networkToDevice: { packets: fwd.network.packets, bytes: fwd.network.bytes, drops: nonZero(fwd.network.drops) },
+    deviceToNetwork: { packets: fwd.devicePath.packets, bytes: fwd.devicePath.bytes, drops: nonZero(fwd.devicePath.drops) },
+    networkToDevice: { packets: fwd.networkPath.packets, bytes: fwd.networkPath.bytes, drops: nonZero(fwd.networkPath.drops) },
     pools: { device: pool(fwd.devicePool), network: pool(fwd.networkPool) },
     socketFull: fwd.tunWatch.pauses.socketFull,
     socketReceiveDrops: fwd.receiveDrops,

@@ -30,6 +30,9 @@ const stopForwarding = (): Summary => {
 
 const fwd: Forwarder = new Forwarder({
   config, log, fds: { tun, tunWriteFd, sock },
+  // Every worker's socket shares the local ip:port, so one thread keeps the peers' NAT
+  // mappings open for all of them.
+  keepalives: index === 0,
   // Pools grow lazily up to one batch: a handful of messages at warm-up, none after.
   onAllocate: (pool, delta) => post({ t: "allocate", pool: { name: pool.name, bufferSize: pool.bufferSize }, delta }),
   // Stop here at once (a deleted device would otherwise keep waking us until the main
