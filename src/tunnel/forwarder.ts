@@ -16,7 +16,6 @@ import { formatEndpoint } from "../net/address.ts";
 import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { DeviceOffloads } from "./device-path.ts";
 import { Endpoints } from "./endpoints.ts";
-import type { Lookup } from "./endpoints.ts";
 import { closeFds, openFds } from "./fds.ts";
 import type { ForwarderFds } from "./fds.ts";
 import type { NetworkOffloads } from "./network-path.ts";
@@ -46,8 +45,6 @@ export interface ForwarderOptions {
   fds?: ForwarderFds;
   /** Send the peers' persistent keepalives (default true; with workers, worker 0 alone does). */
   keepalives?: boolean;
-  /** Name resolution for peer endpoints: the system resolver unless given (tests). */
-  lookup?: Lookup;
 }
 
 /** The socket's kernel drop count is 32 bits: read it at least this often so a wrap is never
@@ -76,7 +73,7 @@ export class Forwarder {
     // IP literals take effect now, so the socket's filter admits them from its first moments;
     // names are looked up once the forwarder is complete (their answers touch the socket).
     this.endpoints = new Endpoints(this.table, config.peers.map((p) => p.endpoint),
-      { log, peerFilter: config.socket.peerFilter, lookup: opts.lookup });
+      { log, peerFilter: config.socket.peerFilter });
     this.fds = openFds(config, opts.fds, (sock) => this.endpoints.attach(sock));
     this.drops = new ReceiveDrops(this.fds.sock);
     this.dropsTimer = setInterval(() => this.drops.read(), DROPS_READ_MS).unref();
