@@ -109,10 +109,10 @@ const devicePoolGso = pool("device_gso", SUPER_BUFFER_SIZE);
 const networkPoolGro = pool("network_gro", SUPER_BUFFER_SIZE);
 const noop = () => {};
 const deviceHooks = { socketFull: noop, poolEmpty: noop, firstDrop: noop, gsoRefused: noop };
-const device = new DevicePath(tun, sock, devicePool, peers, deviceHooks, io);
-const network = new NetworkPath(sock, tun, networkPool, peers, { poolEmpty: noop, firstDrop: noop }, io);
-const deviceGso = new DevicePath(tunVnet, sock, devicePoolGso, peers, deviceHooks, io, { tun: true, gso: true });
-const networkGro = new NetworkPath(sock, tunVnet, networkPoolGro, peers, { poolEmpty: noop, firstDrop: noop }, io, { gro: true, tun: true, join: 1 });
+const devicePath = new DevicePath(tun, sock, devicePool, peers, deviceHooks, io);
+const networkPath = new NetworkPath(sock, tun, networkPool, peers, { poolEmpty: noop, firstDrop: noop }, io);
+const devicePathGso = new DevicePath(tunVnet, sock, devicePoolGso, peers, deviceHooks, io, { tun: true, gso: true });
+const networkPathGro = new NetworkPath(sock, tunVnet, networkPoolGro, peers, { poolEmpty: noop, firstDrop: noop }, io, { gro: true, tun: true, join: 1 });
 
 let gcs = 0;
 new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTypes: ["gc"] });
@@ -130,10 +130,10 @@ const settle = async () => {
 };
 
 const runs = [
-  ["device -> network", device, devicePool, false],
-  ["network -> device", network, networkPool, false],
-  ["device -> network, offloads (TSO + GSO)", deviceGso, devicePoolGso, true],
-  ["network -> device, offloads (GRO + join)", networkGro, networkPoolGro, true],
+  ["device -> network", devicePath, devicePool, false],
+  ["network -> device", networkPath, networkPool, false],
+  ["device -> network, offloads (TSO + GSO)", devicePathGso, devicePoolGso, true],
+  ["network -> device, offloads (GRO + join)", networkPathGro, networkPoolGro, true],
 ] as const;
 for (const [label, path, p, off] of runs) {
   offloaded = off;
@@ -152,6 +152,6 @@ for (const [label, path, p, off] of runs) {
       `pool ${p.name} allocated ${alloc0} -> ${p.allocated} (batch ${BATCH}), in use ${p.inUse}`,
   );
 }
-const paths = [device, network, deviceGso, networkGro];
+const paths = [devicePath, networkPath, devicePathGso, networkPathGro];
 const drops = paths.reduce((a, x) => a + x.drops.reduce((s, d) => s + d, 0), 0);
 console.log(`forwarded: ${paths.map((x) => x.packets).join(", ")} packets; drops ${drops}`);

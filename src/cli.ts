@@ -11,14 +11,10 @@ import { configSummary } from "./config/summary.ts";
 import { ConfigError } from "./config/validate.ts";
 import { createLogger } from "./telemetry/log.ts";
 import { Telemetry } from "./telemetry/metrics.ts";
-import { readForwarder } from "./telemetry/snapshot.ts";
 import { startMetricsServer } from "./telemetry/server.ts";
 import type { MetricsServer } from "./telemetry/server.ts";
-import { Forwarder } from "./tunnel/forwarder.ts";
-import { mergeSummaries, summarize } from "./tunnel/summary.ts";
-import type { Summary } from "./tunnel/summary.ts";
-import { WorkerGroup } from "./tunnel/workers.ts";
-import type { ReloadResult } from "./tunnel/workers.ts";
+import { startDataPlane } from "./tunnel/data-plane.ts";
+import type { DataPlane } from "./tunnel/data-plane.ts";
 
 const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN_CONFIG)
        udptun check --config FILE   validate FILE and print the resulting setup
@@ -32,48 +28,12 @@ const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
 const STOP_DEADLINE_MS = 1500;
-/** Within the deadline: how long the workers get to stop and report their final counters. */
-const WORKER_STOP_MS = 1000;
 
 function version(): string {
   // src/cli.ts sits one level below package.json; dist/src/cli.js two.
   const rel = import.meta.url.includes("/dist/src/") ? "../../package.json" : "../package.json";
   const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8"));
   return String(pkg.version);
-}
-
-/** What run() drives: one forwarder on this thread (workers = 1), or a group of worker threads. */
-interface DataPlane {
-  readonly localEndpoint: string;
-  readonly deviceCreated: boolean;
-  reload(next: Config): Promise<ReloadResult>;
-  /** Stops forwarding everywhere; resolves with the fields of the "stopped" log line. */
-  stop(): Promise<{ final: Summary | null; workers?: (Summary | null)[] }>;
-}
-
-function singlePlane(fwd: Forwarder): DataPlane {
-  return {
-    localEndpoint: fwd.localEndpoint,
-    deviceCreated: fwd.tun.created,
-    reload: async (next) => fwd.reload(next),
-    stop: async () => {
-      fwd.stop();
-      return { final: summarize(fwd) };
-    },
-  };
-}
-
-function workerPlane(group: WorkerGroup): DataPlane {
-  return {
-    localEndpoint: group.localEndpoint,
-    deviceCreated: group.tun.created,
-    reload: (next) => group.reload(next),
-    stop: async () => {
-      const workers = await group.stop(WORKER_STOP_MS);
-      const answered = workers.filter((w) => w !== null);
-      return { final: answered.length ? mergeSummaries(answered) : null, workers };
-    },
-  };
 }
 
 function parseArgs(argv: string[]): { cmd: string; config: string | undefined; overrides: ConfigOverrides } {
@@ -131,21 +91,12 @@ async function run(config: Config, load: () => Config, ver: string): Promise<voi
   try {
     // The metrics port first: if it is taken we stop before creating anything.
     server = await startMetricsServer(config.metrics, telemetry.exporter, () => plane !== null && !stopping);
-    if (config.workers === 1) {
-      const fwd = new Forwarder({
-        config, log,
-        onFatal: (err) => void stop(EXIT_RUNTIME, "forwarding failed", err),
-      });
-      telemetry.observe(() => [readForwarder(fwd)]);
-      plane = singlePlane(fwd);
-    } else {
-      const group = await WorkerGroup.start({
-        config, log,
-        onFatal: (err, worker) => void stop(EXIT_RUNTIME, `worker ${worker} failed; stopping every worker`, err, { worker }),
-      });
-      telemetry.observe(() => group.snapshots());
-      plane = workerPlane(group);
-    }
+    const started = await startDataPlane({
+      config, log,
+      onFatal: (why, err, fields) => void stop(EXIT_RUNTIME, why, err, fields),
+    });
+    telemetry.observe(() => started.snapshots());
+    plane = started;
   } catch (err) {
     log.error({ err: (err as Error).message }, "cannot start");
     await server?.close();

@@ -12,7 +12,8 @@ export type Transport = (typeof TRANSPORTS)[number];
 interface PeerBase {
   readonly name: string;
   readonly allowedIps: readonly Prefix[];
-  /** Seconds between keepalives while nothing else is sent to the peer; 0 = off (wg's PersistentKeepalive). */
+  /** Seconds without anything sent to the peer before a keepalive goes (WireGuard's
+   * PersistentKeepalive: keeps a NAT mapping open); 0 = off. */
   readonly persistentKeepalive: number;
 }
 
@@ -117,6 +118,9 @@ export const DEFAULTS = {
 /** Interface names as wg-quick takes them (also from a config file's name): Linux allows more,
  * but these survive shells and tools. */
 export const INTERFACE_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+
+/** Largest persistentKeepalive, in seconds: WireGuard's limit (a 16-bit field). */
+export const MAX_PERSISTENT_KEEPALIVE = 65535;
 
 /** Most worker threads: a TUN device takes up to 256 queues, but past the core count they only add contention. */
 export const MAX_WORKERS = 16;

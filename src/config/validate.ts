@@ -7,7 +7,7 @@ import { publicKeyOf, sharedSecret } from "../wireguard/x25519.ts";
 import { ConfigError, show } from "./error.ts";
 import { keyField, refuseKeys } from "./keys.ts";
 import type { KeyContext } from "./keys.ts";
-import { DEFAULTS, INTERFACE_NAME, LOG_LEVELS, MAX_WORKERS, TRANSPORTS } from "./schema.ts";
+import { DEFAULTS, INTERFACE_NAME, LOG_LEVELS, MAX_PERSISTENT_KEEPALIVE, MAX_WORKERS, TRANSPORTS } from "./schema.ts";
 import type { Config, LogLevel, PeerConfig, Transport } from "./schema.ts";
 
 export { ConfigError };
@@ -139,7 +139,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Config
       routed.set(key, name);
       return net;
     });
-    const persistentKeepalive = o.persistentKeepalive === undefined ? 0 : integer(o.persistentKeepalive, `${f}.persistentKeepalive`, 0, 65535);
+    const persistentKeepalive = o.persistentKeepalive === undefined ? 0 : integer(o.persistentKeepalive, `${f}.persistentKeepalive`, 0, MAX_PERSISTENT_KEEPALIVE);
     if (!wg) {
       refuseKeys(o, f, ["publicKey", "presharedKey", "presharedKeyFile"]);
       return { name, endpoint: endpoint!, allowedIps, persistentKeepalive, publicKey: null, presharedKey: null };
