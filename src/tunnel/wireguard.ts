@@ -13,7 +13,7 @@ import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { WgDevice } from "../wireguard/device.ts";
 import type { WgEffects } from "../wireguard/device.ts";
 import { WgDrop } from "../wireguard/drops.ts";
-import type { WgPeer } from "../wireguard/peer.ts";
+import type { WgPeer, WgPeerCounters } from "../wireguard/peer.ts";
 import { DevicePath } from "./device-path.ts";
 import type { Sealer } from "./device-path.ts";
 import { Drop } from "./drops.ts";
@@ -116,6 +116,11 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
       this.wgOf.set(peer, wp);
       this.peerOfWg.set(wp, peer);
     });
+  }
+
+  /** The protocol's counters for the peer (metrics). */
+  countersOf(peer: Peer): WgPeerCounters | undefined {
+    return this.wgOf.get(peer)?.counters;
   }
 
   /** The peer's configured endpoint became known (an address, or a name resolved). */
