@@ -98,7 +98,7 @@ export type Config = PlainConfig | WireGuardConfig;
 
 export const DEFAULTS = {
   // "plain" until the data path speaks WireGuard; then this one line becomes "wireguard".
-  transport: "plain" as Transport,
+  transport: "wireguard" as Transport,
   mtu: 1420,
   txQueueLen: 4000,
   listen: "0.0.0.0:51820",

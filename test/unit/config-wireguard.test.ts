@@ -92,7 +92,7 @@ t.test("a WireGuard config: keys as 32 bytes, endpoint optional, keepalive 0 unl
 });
 
 t.test("transport: one default constant, plain today; plain keeps its rules", (t) => {
-  t.equal(DEFAULTS.transport, "plain");
+  t.equal(DEFAULTS.transport, "wireguard");
   const c = validateConfig(plainConfig());
   t.equal(c.transport, "plain", "absent: the default");
   t.equal(c.privateKey, null);

@@ -16,6 +16,7 @@ const a = (): Json => JSON.parse(aText) as Json;
 
 /** The smallest config: only the required fields. */
 const minimal = (): Json => ({
+  transport: "plain",
   device: { name: "tun9", address: "10.9.0.1/24" },
   peers: [{ name: "p", endpoint: "192.0.2.9:51820", allowedIps: "10.9.0.2/32" }],
 });

@@ -8,7 +8,7 @@ import type { Config } from "../../src/config/schema.ts";
 
 type PeerJson = { name: string; endpoint: string; allowedIps: string[]; persistentKeepalive?: number };
 const config = (peers: PeerJson[], extra: object = {}): Config =>
-  validateConfig({ device: { name: "tun9", address: "10.9.0.1/24" }, peers, ...extra });
+  validateConfig({ transport: "plain", device: { name: "tun9", address: "10.9.0.1/24" }, peers, ...extra });
 const b: PeerJson = { name: "b", endpoint: "192.0.2.2:51820", allowedIps: ["10.9.0.2/32"] };
 const c: PeerJson = { name: "c", endpoint: "peer-c.test:51820", allowedIps: ["10.9.0.3/32"] };
 const d: PeerJson = { name: "d", endpoint: "192.0.2.4:51820", allowedIps: ["10.9.0.4/32"] };

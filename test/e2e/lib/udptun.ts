@@ -29,6 +29,8 @@ export function writeConfig(name: string, cfg: object): string {
 /** The config of one end: device 10.77.0.<n>/24 + fd77::<n>/64, one peer per other end. */
 export function tunnelConfig(self: { host: Host; n: number }, others: { name: string; host: Host; n: number }[], extra: object = {}): object {
   return {
+    // The plain transport's tests; WireGuard's build on wireguardConfig.
+    transport: "plain",
     device: { name: "udptun0", address: [`10.77.0.${self.n}/24`, `fd77::${self.n}/64`], mtu: 1420 },
     listen: "0.0.0.0:51820",
     peers: others.map((o) => ({
