@@ -294,10 +294,6 @@ t.test("udptun check (real process): public keys out, secrets nowhere, warnings 
   t.equal(bad.status, 2);
   t.match(bad.stderr, 'udptun: invalid configuration: --metrics: "127.0.0.1" is not host:port');
 
-  const run = spawnSync(process.execPath, [CLI, "run", "--config", file], { encoding: "utf8" });
-  t.equal(run.status, 2, "run refuses WireGuard until the data path speaks it");
-  t.match(run.stderr, "not in the data path yet");
-  for (const secret of SECRETS) t.notOk(run.stderr.includes(secret) || run.stdout.includes(secret));
   t.end();
 });
 
