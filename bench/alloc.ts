@@ -6,10 +6,11 @@
 // faked, so the JS around them is what is measured).
 //   node --expose-gc bench/alloc.ts [packets per path, default 1000000]
 import { PerformanceObserver } from "node:perf_hooks";
+import { SEND_STATE_GSO_ERRNO, SEND_STATE_RESUME, VNET_HDR_LEN, WRITE_STATS_WRITES } from "../src/native/addon.ts";
 import type { PacketIo } from "../src/native/addon.ts";
 import { parsePrefix, encodeEndpoint, parseIp, ENDPOINT_BYTES } from "../src/net/address.ts";
 import { BufferPool } from "../src/pool/buffer-pool.ts";
-import { BATCH, bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE, VNET_HDR_LEN } from "../src/tunnel/constants.ts";
+import { BATCH, bufferSizeFor, HEADROOM, SUPER_BUFFER_SIZE } from "../src/tunnel/constants.ts";
 import { DevicePath } from "../src/tunnel/device-path.ts";
 import { NetworkPath } from "../src/tunnel/network-path.ts";
 import { Peer, PeerTable } from "../src/tunnel/peers.ts";
@@ -72,7 +73,7 @@ const io: PacketIo = {
       status[i] = SEGS;
       bytes[i] = lens[i];
     }
-    state[0] = state[1] = 0;
+    state[SEND_STATE_RESUME] = state[SEND_STATE_GSO_ERRNO] = 0;
     return count;
   },
   udpRecv(_fd, slab, offs, lens, count, sources, segs) {
@@ -89,7 +90,7 @@ const io: PacketIo = {
   },
   tunWriteOffload(_fd, _slab, _offs, _lens, count, status, _join, stats) {
     status.fill(0, 0, count);
-    stats[0] = Math.ceil(count / SEGS);
+    stats[WRITE_STATS_WRITES] = Math.ceil(count / SEGS);
     return count;
   },
 };
@@ -108,10 +109,10 @@ const devicePoolGso = pool("device_gso", SUPER_BUFFER_SIZE);
 const networkPoolGro = pool("network_gro", SUPER_BUFFER_SIZE);
 const noop = () => {};
 const deviceHooks = { socketFull: noop, poolEmpty: noop, firstDrop: noop, gsoRefused: noop };
-const device = new DevicePath(tun, sock, devicePool, peers, deviceHooks, io);
-const network = new NetworkPath(sock, tun, networkPool, peers, { poolEmpty: noop, firstDrop: noop }, io);
-const deviceGso = new DevicePath(tunVnet, sock, devicePoolGso, peers, deviceHooks, io, { tun: true, gso: true });
-const networkGro = new NetworkPath(sock, tunVnet, networkPoolGro, peers, { poolEmpty: noop, firstDrop: noop }, io, { gro: true, tun: true, join: 1 });
+const devicePath = new DevicePath(tun, sock, devicePool, peers, deviceHooks, io);
+const networkPath = new NetworkPath(sock, tun, networkPool, peers, { poolEmpty: noop, firstDrop: noop }, io);
+const devicePathGso = new DevicePath(tunVnet, sock, devicePoolGso, peers, deviceHooks, io, { tun: true, gso: true });
+const networkPathGro = new NetworkPath(sock, tunVnet, networkPoolGro, peers, { poolEmpty: noop, firstDrop: noop }, io, { gro: true, tun: true, join: 1 });
 
 let gcs = 0;
 new PerformanceObserver((l) => (gcs += l.getEntries().length)).observe({ entryTypes: ["gc"] });
@@ -129,10 +130,10 @@ const settle = async () => {
 };
 
 const runs = [
-  ["device -> network", device, devicePool, false],
-  ["network -> device", network, networkPool, false],
-  ["device -> network, offloads (TSO + GSO)", deviceGso, devicePoolGso, true],
-  ["network -> device, offloads (GRO + join)", networkGro, networkPoolGro, true],
+  ["device -> network", devicePath, devicePool, false],
+  ["network -> device", networkPath, networkPool, false],
+  ["device -> network, offloads (TSO + GSO)", devicePathGso, devicePoolGso, true],
+  ["network -> device, offloads (GRO + join)", networkPathGro, networkPoolGro, true],
 ] as const;
 for (const [label, path, p, off] of runs) {
   offloaded = off;
@@ -151,6 +152,6 @@ for (const [label, path, p, off] of runs) {
       `pool ${p.name} allocated ${alloc0} -> ${p.allocated} (batch ${BATCH}), in use ${p.inUse}`,
   );
 }
-const paths = [device, network, deviceGso, networkGro];
+const paths = [devicePath, networkPath, devicePathGso, networkPathGro];
 const drops = paths.reduce((a, x) => a + x.drops.reduce((s, d) => s + d, 0), 0);
 console.log(`forwarded: ${paths.map((x) => x.packets).join(", ")} packets; drops ${drops}`);

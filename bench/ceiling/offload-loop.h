@@ -16,7 +16,7 @@
  *                 each (check and strip a header, or open in place), write_joined();
  *                 the same 8-round budget
  *   socket full:  hold the batch, stop reading the TUN, wait for EPOLLOUT, resume the
- *                 batch where send_segments stopped (its state[0])
+ *                 batch where send_segments stopped (its state[SEND_STATE_RESUME])
  *
  * Define PROG and include after core.h. On SIGTERM/SIGINT run_offload_loop prints
  * counters to stderr and returns.
@@ -26,30 +26,17 @@
 
 #include <fcntl.h>
 #include <linux/if.h>
-#include <linux/if_tun.h>
-#include <linux/udp.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "linux-compat.h"
 #include "loop.h"
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-#ifndef TUN_F_USO4
-#define TUN_F_USO4 0x20
-#define TUN_F_USO6 0x40
-#endif
-
-#define VNET 10
+#define VNET ((int)sizeof(struct virtio_net_hdr))
 #define SLOT (64 + VNET + 65535)   /* headroom as udptun's pools, then the largest read */
 #define BATCH 64                   /* udptun's BATCH */
 #define ROUNDS 8                   /* udptun's ROUNDS_PER_WAKEUP */
 #define BATCH_BYTES (512 * 1024)   /* udptun's SUPER_BATCH_BYTES */
-#define MAX_SEGS 64                /* udptun's MAX_SEGMENTS_PER_DATAGRAM */
 
 /* What wraps an inner packet on the wire. */
 typedef struct {
@@ -132,7 +119,7 @@ static void run_offload_loop(const char *dev, const struct sockaddr_storage *lad
   uint8_t *tslab = aligned_alloc(64, (size_t)BATCH * SLOT);
   uint8_t *rslab = aligned_alloc(64, (size_t)BATCH * SLOT);
   if (!tslab || !rslab) die("malloc");
-  int32_t toffs[BATCH], tlens[BATCH], tstatus[BATCH], tbytes[BATCH], tstate[3] = {0, 0, 0};
+  int32_t toffs[BATCH], tlens[BATCH], tstatus[BATCH], tbytes[BATCH], tstate[SEND_STATE_LEN] = {0};
   uint8_t dst[BATCH * ENDPOINT_BYTES];
   for (int i = 0; i < BATCH; i++) memcpy(dst + i * ENDPOINT_BYTES, peer_ep, ENDPOINT_BYTES);
   batch_t tb = {.slab = tslab, .slab_len = (size_t)BATCH * SLOT, .offs = toffs, .lens = tlens};
@@ -143,7 +130,7 @@ static void run_offload_loop(const char *dev, const struct sockaddr_storage *lad
   struct mmsghdr rm[BATCH];
   struct iovec rv[BATCH];
   char cms[BATCH][CMSG_SPACE(sizeof(int))];
-  static int32_t woffs[BATCH * MAX_SEGS], wlens[BATCH * MAX_SEGS], wstatus[BATCH * MAX_SEGS];
+  static int32_t woffs[BATCH * GRO_MAX_SEGS], wlens[BATCH * GRO_MAX_SEGS], wstatus[BATCH * GRO_MAX_SEGS];
   batch_t wb = {.slab = rslab, .slab_len = (size_t)BATCH * SLOT, .offs = woffs, .lens = wlens};
 
   printf("ready %s\n", dev);
@@ -189,7 +176,7 @@ static void run_offload_loop(const char *dev, const struct sockaddr_storage *lad
           tb.count = held - held_from;
           uint32_t done = send_segments(udp, v6, &tb, dst, tstatus, tbytes, tstate, w->hdr, w->hl, 1,
                                         w->seal ? w->seal() : NULL);
-          st.udp_sends += (unsigned long long)tstate[2];
+          st.udp_sends += (unsigned long long)tstate[SEND_STATE_SENDS];
           for (uint32_t i = 0; i < done; i++) {
             if (tstatus[i] > 0) st.tun_rx_inner += (unsigned long long)tstatus[i];
             else st.send_err++;

@@ -1,18 +1,41 @@
 // The validated, frozen configuration the rest of udptun receives. Field names follow the
-// JSON file; see config/*.json for examples and README.md for the reference.
+// JSON file (a wg-quick file is translated into the same shape); see config/ for examples
+// and README.md for the reference.
 import type { HostPort, IpAddress, Prefix } from "../net/address.ts";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export interface PeerConfig {
+export const TRANSPORTS = ["plain", "wireguard"] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+interface PeerBase {
   readonly name: string;
-  /** As written; the host may be a DNS name, resolved at start. */
-  readonly endpoint: HostPort;
   readonly allowedIps: readonly Prefix[];
+  /** Seconds without anything sent to the peer before a keepalive goes (WireGuard's
+   * PersistentKeepalive: keeps a NAT mapping open); 0 = off. */
+  readonly persistentKeepalive: number;
 }
 
-export interface Config {
+export interface PlainPeerConfig extends PeerBase {
+  /** As written; the host may be a DNS name, resolved at start. */
+  readonly endpoint: HostPort;
+  readonly publicKey: null;
+  readonly presharedKey: null;
+}
+
+export interface WireGuardPeerConfig extends PeerBase {
+  /** As PlainPeerConfig's; null: the peer is reached once it has contacted us. */
+  readonly endpoint: HostPort | null;
+  /** 32 bytes, unique among the peers and not our own. */
+  readonly publicKey: Uint8Array;
+  /** 32 bytes, or null (the protocol then mixes in 32 zero bytes). */
+  readonly presharedKey: Uint8Array | null;
+}
+
+export type PeerConfig = PlainPeerConfig | WireGuardPeerConfig;
+
+interface ConfigBase {
   readonly device: {
     readonly name: string;
     readonly addresses: readonly Prefix[];
@@ -22,7 +45,6 @@ export interface Config {
     readonly txQueueLen: number;
   };
   readonly listen: HostPort & { readonly ip: IpAddress };
-  readonly peers: readonly PeerConfig[];
   readonly metrics: HostPort;
   readonly log: { readonly level: LogLevel };
   readonly socket: {
@@ -50,9 +72,33 @@ export interface Config {
   /** Forwarding threads: 1 runs on the main thread as ever; N > 1 runs N worker threads,
    * each with its own TUN queue, SO_REUSEPORT socket and pools. */
   readonly workers: number;
+  /** Problems that do not stop udptun (a key file others can read, a wg-quick key udptun does
+   * not apply): logged at start and printed by `check`. Never holds a key. */
+  readonly warnings: readonly string[];
 }
 
+export interface PlainConfig extends ConfigBase {
+  readonly transport: "plain";
+  readonly privateKey: null;
+  readonly publicKey: null;
+  readonly peers: readonly PlainPeerConfig[];
+}
+
+export interface WireGuardConfig extends ConfigBase {
+  readonly transport: "wireguard";
+  /** 32 bytes (never in logs, `check` output or metrics: summaries show publicKey only). */
+  readonly privateKey: Uint8Array;
+  /** Derived from privateKey. */
+  readonly publicKey: Uint8Array;
+  readonly peers: readonly WireGuardPeerConfig[];
+}
+
+/** Narrow on `transport`: a WireGuard config always has its keys, a plain one never. */
+export type Config = PlainConfig | WireGuardConfig;
+
 export const DEFAULTS = {
+  // "plain" until the data path speaks WireGuard; then this one line becomes "wireguard".
+  transport: "plain" as Transport,
   mtu: 1420,
   txQueueLen: 4000,
   listen: "0.0.0.0:51820",
@@ -68,6 +114,13 @@ export const DEFAULTS = {
   poolCapacity: 256,
   workers: 1,
 };
+
+/** Interface names as wg-quick takes them (also from a config file's name): Linux allows more,
+ * but these survive shells and tools. */
+export const INTERFACE_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+
+/** Largest persistentKeepalive, in seconds: WireGuard's limit (a 16-bit field). */
+export const MAX_PERSISTENT_KEEPALIVE = 65535;
 
 /** Most worker threads: a TUN device takes up to 256 queues, but past the core count they only add contention. */
 export const MAX_WORKERS = 16;

@@ -1,22 +1,25 @@
 // Turns untrusted JSON into a Config, or throws a ConfigError that names the field and
-// the value. Nothing here touches the system.
+// the value (never a key's). Nothing here touches the system; it only reads key files.
 import { networkOf, parseHostPort, parseIp, parsePrefix, formatPrefix } from "../net/address.ts";
 import type { HostPort, IpAddress, Prefix } from "../net/address.ts";
-import { DEFAULTS, LOG_LEVELS, MAX_WORKERS } from "./schema.ts";
-import type { Config, LogLevel, PeerConfig } from "./schema.ts";
+import { encodeKey } from "../wireguard/keys.ts";
+import { publicKeyOf, sharedSecret } from "../wireguard/x25519.ts";
+import { ConfigError, show } from "./error.ts";
+import { keyField, refuseKeys } from "./keys.ts";
+import type { KeyContext } from "./keys.ts";
+import { DEFAULTS, INTERFACE_NAME, LOG_LEVELS, MAX_PERSISTENT_KEEPALIVE, MAX_WORKERS, TRANSPORTS } from "./schema.ts";
+import type { Config, LogLevel, PeerConfig, Transport } from "./schema.ts";
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-  readonly field: string;
-  constructor(field: string, message: string) {
-    super(`${field}: ${message}`);
-    this.field = field;
-  }
+export { ConfigError };
+
+export interface ValidateOptions {
+  /** Where relative key file paths start: the config file's directory (default: the working directory). */
+  readonly baseDir?: string;
+  /** Warnings found before validation (a wg-quick file's ignored keys); returned in config.warnings. */
+  readonly warnings?: readonly string[];
 }
 
 type Obj = Record<string, unknown>;
-
-const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
 
 function object(v: unknown, field: string, keys: string[]): Obj {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(field, `expected an object, got ${show(v)}`);
@@ -49,11 +52,12 @@ function stringList(v: unknown, field: string): string[] {
   return v.map((x, i) => string(x, `${field}[${i}]`));
 }
 
-function hostPort(v: unknown, field: string): HostPort {
+/** `anyPort`: port 0 (the kernel picks one) is allowed. */
+export function hostPort(v: unknown, field: string, anyPort = false): HostPort {
   const s = string(v, field);
   const hp = parseHostPort(s);
   if (!hp) throw new ConfigError(field, `${show(s)} is not host:port (e.g. 192.0.2.1:51820, [2001:db8::1]:51820, peer-b:51820)`);
-  if (hp.port === 0) throw new ConfigError(field, `${show(s)}: port 0 is not allowed`);
+  if (hp.port === 0 && !anyPort) throw new ConfigError(field, `${show(s)}: port 0 is not allowed`);
   return hp;
 }
 
@@ -72,14 +76,23 @@ function prefix(v: unknown, field: string): Prefix {
 
 function deviceName(v: unknown, field: string): string {
   const s = string(v, field);
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s) || s === "." || s === "..") {
-    throw new ConfigError(field, `${show(s)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  if (!INTERFACE_NAME.test(s) || s === "." || s === "..") {
+    throw new ConfigError(field, `${show(s)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ = + . -)`);
   }
   return s;
 }
 
-export function validateConfig(raw: unknown): Config {
-  const top = object(raw, "", ["device", "listen", "peers", "metrics", "log", "socket", "pools", "offloads", "workers"]);
+export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Config {
+  const top = object(raw, "", ["transport", "privateKey", "privateKeyFile", "device", "listen", "peers", "metrics", "log", "socket", "pools", "offloads", "workers"]);
+  const warnings = [...(opts.warnings ?? [])];
+  const keys: KeyContext = { baseDir: opts.baseDir ?? process.cwd(), warnings };
+
+  const transport = (top.transport ?? DEFAULTS.transport) as Transport;
+  if (!TRANSPORTS.includes(transport)) throw new ConfigError("transport", `${show(top.transport)} is not one of ${TRANSPORTS.join(", ")}`);
+  const wg = transport === "wireguard";
+  if (!wg) refuseKeys(top, "", ["privateKey", "privateKeyFile"]);
+  const privateKey = wg ? keyField(top, "privateKey", "", keys, { required: true, fromFile: true })! : null;
+  const publicKey = privateKey && publicKeyOf(privateKey);
 
   const dev = object(top.device, "device", ["name", "address", "mtu", "txQueueLen"]);
   const addresses = stringList(dev.address, "device.address").map((a, i) => {
@@ -95,7 +108,8 @@ export function validateConfig(raw: unknown): Config {
   const device = { name: deviceName(dev.name, "device.name"), addresses, mtu, txQueueLen };
 
   const listenRaw = top.listen ?? DEFAULTS.listen;
-  const listenHp = hostPort(listenRaw, "listen");
+  // WireGuard peers find a random port by roaming (wg-quick without ListenPort); plain peers cannot.
+  const listenHp = hostPort(listenRaw, "listen", wg);
   const listen = { ...listenHp, ip: ipLiteral(listenHp, listenRaw, "listen") };
   const dualStack = listen.ip.family === 6 && listen.ip.bytes.every((b) => b === 0);
 
@@ -104,15 +118,16 @@ export function validateConfig(raw: unknown): Config {
   }
   const names = new Set<string>();
   const routed = new Map<string, string>();
+  const keyOwners = new Map<string, string>();
   const peers: PeerConfig[] = top.peers.map((p, i) => {
     const f = `peers[${i}]`;
-    const o = object(p, f, ["name", "endpoint", "allowedIps"]);
+    const o = object(p, f, ["name", "endpoint", "allowedIps", "persistentKeepalive", "publicKey", "presharedKey", "presharedKeyFile"]);
     const name = string(o.name, `${f}.name`);
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw new ConfigError(`${f}.name`, `${show(name)} must be 1-64 of A-Z a-z 0-9 _ . : -`);
     if (names.has(name)) throw new ConfigError(`${f}.name`, `${show(name)} is used by an earlier peer`);
     names.add(name);
-    const endpoint = hostPort(o.endpoint, `${f}.endpoint`);
-    const epIp = parseIp(endpoint.host);
+    const endpoint = o.endpoint === undefined && wg ? null : hostPort(o.endpoint, `${f}.endpoint`);
+    const epIp = endpoint && parseIp(endpoint.host);
     if (epIp && epIp.family !== listen.ip.family && !dualStack) {
       throw new ConfigError(`${f}.endpoint`, `${show(o.endpoint)} is IPv${epIp.family} but listen ${show(listenRaw)} is IPv${listen.ip.family} (listen on [::] for both)`);
     }
@@ -124,7 +139,20 @@ export function validateConfig(raw: unknown): Config {
       routed.set(key, name);
       return net;
     });
-    return { name, endpoint, allowedIps };
+    const persistentKeepalive = o.persistentKeepalive === undefined ? 0 : integer(o.persistentKeepalive, `${f}.persistentKeepalive`, 0, MAX_PERSISTENT_KEEPALIVE);
+    if (!wg) {
+      refuseKeys(o, f, ["publicKey", "presharedKey", "presharedKeyFile"]);
+      return { name, endpoint: endpoint!, allowedIps, persistentKeepalive, publicKey: null, presharedKey: null };
+    }
+    const peerKey = keyField(o, "publicKey", f, keys, { required: true, fromFile: false })!;
+    const b64 = encodeKey(peerKey);
+    if (b64 === encodeKey(publicKey!)) throw new ConfigError(`${f}.publicKey`, "is our own public key (the one privateKey gives): a peer is another end");
+    const owner = keyOwners.get(b64);
+    if (owner !== undefined) throw new ConfigError(`${f}.publicKey`, `is peer ${show(owner)}'s public key too: each peer has its own`);
+    keyOwners.set(b64, name);
+    if (!sharedSecret(privateKey!, peerKey)) throw new ConfigError(`${f}.publicKey`, "is a low-order point: no handshake with it can succeed");
+    const presharedKey = keyField(o, "presharedKey", f, keys, { required: false, fromFile: true });
+    return { name, endpoint, allowedIps, persistentKeepalive, publicKey: peerKey, presharedKey };
   });
 
   const met = top.metrics === undefined ? {} : object(top.metrics, "metrics", ["listen"]);
@@ -158,7 +186,7 @@ export function validateConfig(raw: unknown): Config {
 
   const workers = top.workers === undefined ? DEFAULTS.workers : integer(top.workers, "workers", 1, MAX_WORKERS);
 
-  return deepFreeze({ device, listen, peers, metrics, log: { level }, socket, pools, offloads, workers });
+  return deepFreeze({ transport, privateKey, publicKey, device, listen, peers, metrics, log: { level }, socket, pools, offloads, workers, warnings } as Config);
 }
 
 function deepFreeze<T>(v: T): T {

@@ -7,8 +7,30 @@
 #include <node_api.h>
 #include "core.h"
 
-/* tunOpen flags. Bit 1 is kept for a multi-queue device. */
-#define TUN_OPEN_VNET 2
+/* Flags and array positions of the JS calls. Like the other values TypeScript shares with
+ * C, udptun.c exports them and src/native/addon.ts reads them from there. */
+
+/* pollStart/pollSet events, and the events the callback reports. */
+#define POLL_READABLE 1
+#define POLL_WRITABLE 2
+
+/* tunOpen flags; a missing flags argument is 0. */
+#define TUN_OPEN_MULTI_QUEUE 1 /* IFF_MULTI_QUEUE: this fd is one queue of the device */
+#define TUN_OPEN_VNET 2        /* the virtio-net header, and the offloads the kernel accepts */
+#define TUN_OPEN_DETACHED 4    /* with MULTI_QUEUE: detach the queue at once (IFF_DETACH_QUEUE).
+  * The kernel steers no packet to it, but writes on it still reach the device, and unlike
+  * writes on an attached queue they do not teach the driver's flow table to steer that
+  * flow's return packets to the writer's queue. */
+
+/* udpOffload bits: UDP GSO (UDP_SEGMENT on send), UDP GRO (coalesced receive). */
+#define UDP_OFFLOAD_GSO 1
+#define UDP_OFFLOAD_GRO 2
+
+/* tunWriteOffload's stats array, by position (WRITE_STATS_LEN entries). */
+enum {
+  WRITE_STATS_WRITES, /* set to the write calls made (a joined run counts once) */
+  WRITE_STATS_LEN
+};
 
 #define CHECK(call)                                                         \
   do {                                                                      \

@@ -13,14 +13,11 @@
  * is written with a partial checksum (NEEDS_CSUM): its integrity rests on the outer UDP
  * checksum, which the kernel verified on receipt. */
 #define _GNU_SOURCE
-#include <linux/virtio_net.h>
-#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
-#define VIRTIO_NET_HDR_GSO_UDP_L4 5
-#endif
 #include <netinet/in.h>
 #include <sys/uio.h>
 #include "core.h"
 #include "csum.h"
+#include "linux-compat.h"
 
 #define JOIN_MAX_SEGS 64
 #define JOIN_MAX_LEN 65535 /* IPv4 total length, IPv6 payload length */

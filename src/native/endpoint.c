@@ -1,5 +1,5 @@
-/* Endpoint bytes (core.h) -> sockaddr. Plain C: the send paths and bench/ceiling/fwd.c
- * both use it. */
+/* Endpoint bytes (core.h) -> sockaddr. Plain C: the addon's send paths use it, and so does
+ * bench/ceiling/fwd-offload.c through segment.c. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>

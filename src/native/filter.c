@@ -1,6 +1,7 @@
-/* The peer filter: a classic BPF program on the UDP socket that admits only datagrams whose
- * source ip:port is a configured peer endpoint. Strangers are then dropped by the kernel before
- * they take room in the socket's receive buffer, so a flood cannot crowd the peers out.
+/* The peer filter: a classic BPF program on the UDP socket that admits datagrams whose source
+ * ip:port is a configured peer endpoint and, for the WireGuard transport, handshake messages
+ * from anyone. Other datagrams are dropped by the kernel before they take room in the
+ * socket's receive buffer, so a flood cannot crowd the peers out.
  * This file attaches it; the program is built in filter_program.h (plain C, so a test can
  * run it on real sockets). */
 #define _GNU_SOURCE
@@ -15,20 +16,22 @@
 #define SO_MEMINFO 55
 #endif
 
-/* udpFilter(fd, v6socket, endpoints, count) -> instructions attached.
- * Attaches (SO_ATTACH_FILTER replaces any previous filter in one step) a program admitting only
- * datagrams from the count 20-byte endpoints; none admits nothing. endpoints === null detaches
- * the filter instead (returns 0). Throws E2BIG, before touching the socket, if the program would
- * exceed BPF_MAXINSNS; EAFNOSUPPORT for an IPv6 endpoint on an IPv4 socket. */
+/* udpFilter(fd, v6socket, endpoints, count, mode) -> instructions attached.
+ * Attaches (SO_ATTACH_FILTER replaces any previous filter in one step) a program admitting
+ * datagrams from the count 20-byte endpoints and, in mode FILTER_WIREGUARD, handshake messages
+ * from any source (filter_program.h); FILTER_PLAIN with no endpoints admits nothing.
+ * endpoints === null detaches the filter instead (returns 0; mode may be left out). Throws
+ * E2BIG, before touching the socket, if the program would exceed BPF_MAXINSNS; EAFNOSUPPORT
+ * for an IPv6 endpoint on an IPv4 socket; EINVAL for a mode that is neither. */
 napi_value udp_filter(napi_env env, napi_callback_info info) {
-  size_t argc = 4, len;
-  napi_value argv[4];
+  size_t argc = 5, len;
+  napi_value argv[5];
   napi_valuetype type;
-  int32_t fd, v6, count;
+  int32_t fd, v6, count, mode;
   uint8_t *eps;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[1], &v6))
-    return throw_errno(env, EINVAL, "udpFilter(fd, v6socket, endpoints, count)");
+    return throw_errno(env, EINVAL, "udpFilter(fd, v6socket, endpoints, count, mode)");
   CHECK(napi_typeof(env, argv[2], &type));
   if (type == napi_null) {
     int unused = 0; /* SOL_SOCKET options take at least an int, even this one */
@@ -39,6 +42,17 @@ napi_value udp_filter(napi_env env, napi_callback_info info) {
   if (!arg_bytes(env, argv[2], &eps, &len) || !arg_int32(env, argv[3], &count) || count < 0 ||
       (size_t)count * ENDPOINT_BYTES > len)
     return throw_errno(env, EINVAL, "udpFilter: endpoints must hold count 20-byte endpoints");
+  mode = -1;
+  int given = argc >= 5 && arg_int32(env, argv[4], &mode);
+  if (mode != FILTER_PLAIN && mode != FILTER_WIREGUARD) {
+    char msg[160], what[16];
+    if (given) snprintf(what, sizeof what, "%d", mode);
+    else snprintf(what, sizeof what, "%s", argc >= 5 ? "not an int32" : "missing");
+    snprintf(msg, sizeof msg, "udpFilter: mode (%s) must be FILTER_PLAIN (%d) or FILTER_WIREGUARD (%d)", what,
+             FILTER_PLAIN, FILTER_WIREGUARD);
+    napi_throw_range_error(env, "EINVAL", msg);
+    return NULL;
+  }
 
   size_t n4 = 0, n6 = 0;
   for (int32_t e = 0; e < count; e++) {
@@ -48,18 +62,19 @@ napi_value udp_filter(napi_env env, napi_callback_info info) {
     else if (ep[0] == 6) return throw_errno(env, EAFNOSUPPORT, "udpFilter: IPv6 endpoint on an IPv4 socket");
     else return throw_errno(env, EINVAL, "udpFilter: endpoint family is neither 4 nor 6");
   }
-  size_t n = filter_program_length(n4, n6);
+  size_t n = filter_program_length(n4, n6, (enum filter_mode)mode);
   if (n > BPF_MAXINSNS) {
     char msg[200];
     snprintf(msg, sizeof msg,
-             "udpFilter: %zu IPv4 and %zu IPv6 endpoints need %zu BPF instructions, more than BPF_MAXINSNS (%d)",
-             n4, n6, n, BPF_MAXINSNS);
+             "udpFilter: %zu IPv4 and %zu IPv6 endpoints need %zu BPF instructions (%s), more than BPF_MAXINSNS (%d)",
+             n4, n6, n, mode == FILTER_WIREGUARD ? "wireguard" : "plain", BPF_MAXINSNS);
     napi_throw_range_error(env, "E2BIG", msg);
     return NULL;
   }
   struct sock_filter *prog = calloc(n, sizeof *prog);
   if (!prog) return throw_errno(env, ENOMEM, "udpFilter");
-  if (filter_program_build(prog, eps, (size_t)count, n4, n6) != n) { /* a sizing bug must not attach garbage */
+  /* a sizing bug must not attach garbage */
+  if (filter_program_build(prog, eps, (size_t)count, n4, n6, (enum filter_mode)mode) != n) {
     free(prog);
     napi_throw_error(env, "EINTERNAL", "udpFilter: program length mismatch");
     return NULL;

@@ -8,10 +8,11 @@
  * Packet i is a virtio-net header and an IP packet at slab[offs[i] .. +lens[i]). On
  * return, for i < processed: status[i] = inner packets sent (> 0) or -errno (-EBADMSG:
  * malformed super-packet), bytes[i] = inner bytes sent. processed < count only when the
- * socket is full: packet `processed` then had state[0] segments sent in all (this call's
- * are in status/bytes); pass state back unchanged to resume. state[1] is set to an errno
- * if the kernel refused UDP GSO (the caller turns it off); state[2] to the sends made
- * (a GSO send of many datagrams counts once, as the kernel's Udp.OutDatagrams does).
+ * socket is full: packet `processed` then had state[SEND_STATE_RESUME] segments sent in
+ * all (this call's are in status/bytes); pass state back unchanged to resume.
+ * state[SEND_STATE_GSO_ERRNO] is set to an errno if the kernel refused UDP GSO (the caller
+ * turns it off); state[SEND_STATE_SENDS] to the sends made (a GSO send of many datagrams
+ * counts once, as the kernel's Udp.OutDatagrams does). state has SEND_STATE_LEN entries.
  * With gso, a super-packet's segments go out in sends of up to 64, and consecutive whole
  * packets of one size to one destination (a UDP flow, pure ACKs) share a send too.
  * With slots (and an empty header), every datagram is a WireGuard data message sealed
@@ -31,7 +32,7 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
   if (!arg_bytes(env, argv[6], &dst, &ndst) || ndst < (size_t)b.count * ENDPOINT_BYTES ||
       !arg_i32s(env, argv[7], &status, &nstatus) || nstatus < b.count ||
       !arg_i32s(env, argv[8], &bytes, &nbytes) || nbytes < b.count ||
-      !arg_i32s(env, argv[9], &state, &nstate) || nstate < 3 ||
+      !arg_i32s(env, argv[9], &state, &nstate) || nstate < SEND_STATE_LEN ||
       !arg_bytes(env, argv[10], &hdr, &nhdr) || nhdr > HEADER_ROOM_MAX)
     return throw_errno(env, EINVAL, "udpSendSegments arrays");
   seal_step_t *seal = NULL;
@@ -51,8 +52,8 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info) {
 
 /* tunWriteOffload(fd, slab, offs, lens, count, status, join, stats) -> packets written.
  * For a TUN device with a virtio-net header: each packet goes out behind a header, joined
- * with its neighbours when they qualify and join allows (bits: 1 TCP, 2 UDP). status[i]
- * is 0 or -errno; stats[0] is set to the number of write calls made. */
+ * with its neighbours when they qualify and join allows (JOIN_TCP, JOIN_UDP). status[i]
+ * is 0 or -errno; stats (WRITE_STATS_LEN entries) as addon.h names them. */
 napi_value tun_write_offload(napi_env env, napi_callback_info info) {
   size_t argc = 8, nstatus, nstats;
   napi_value argv[8];
@@ -62,10 +63,11 @@ napi_value tun_write_offload(napi_env env, napi_callback_info info) {
   if (argc < 8 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[6], &join))
     return throw_errno(env, EINVAL, "tunWriteOffload");
   if (!arg_batch_max(env, argv + 1, &b, MAX_WRITE_BATCH)) return NULL;
-  if (!arg_i32s(env, argv[5], &status, &nstatus) || nstatus < b.count || !arg_i32s(env, argv[7], &stats, &nstats) || nstats < 1)
+  if (!arg_i32s(env, argv[5], &status, &nstatus) || nstatus < b.count ||
+      !arg_i32s(env, argv[7], &stats, &nstats) || nstats < WRITE_STATS_LEN)
     return throw_errno(env, EINVAL, "tunWriteOffload status/stats");
   int32_t writes = 0;
   int32_t ok = write_joined(fd, &b, status, join, &writes);
-  stats[0] = writes;
+  stats[WRITE_STATS_WRITES] = writes;
   return make_int32(env, ok);
 }

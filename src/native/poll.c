@@ -15,10 +15,8 @@ typedef struct {
   int finalized; /* JS no longer holds the external */
 } watch_t;
 
-enum { READABLE = 1, WRITABLE = 2 };
-
 static int to_uv(int32_t events) {
-  return ((events & READABLE) ? UV_READABLE : 0) | ((events & WRITABLE) ? UV_WRITABLE : 0);
+  return ((events & POLL_READABLE) ? UV_READABLE : 0) | ((events & POLL_WRITABLE) ? UV_WRITABLE : 0);
 }
 
 static void on_ready(uv_poll_t *handle, int status, int events) {
@@ -30,9 +28,9 @@ static void on_ready(uv_poll_t *handle, int status, int events) {
   napi_value cb, recv, argv[2], result;
   napi_get_reference_value(env, w->callback, &cb);
   napi_get_reference_value(env, w->receiver, &recv);
-  int32_t ev = ((events & UV_READABLE) ? READABLE : 0) | ((events & UV_WRITABLE) ? WRITABLE : 0);
+  int32_t ev = ((events & UV_READABLE) ? POLL_READABLE : 0) | ((events & UV_WRITABLE) ? POLL_WRITABLE : 0);
   napi_create_int32(env, status < 0 ? -1 : 0, &argv[0]);
-  napi_create_int32(env, status < 0 ? (READABLE | WRITABLE) : ev, &argv[1]);
+  napi_create_int32(env, status < 0 ? (POLL_READABLE | POLL_WRITABLE) : ev, &argv[1]);
   if (napi_make_callback(env, w->context, recv, cb, 2, argv, &result) == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);

@@ -7,23 +7,11 @@
  * Segment headers are built in a scratch area; payloads are sent from the pool's slab
  * where they lie (two iovecs per segment), so the payload is copied once, by the kernel. */
 #define _GNU_SOURCE
-#include <linux/udp.h>
-#include <linux/virtio_net.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include "core.h"
 #include "csum.h"
-
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-
-#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
-#define VIRTIO_NET_HDR_GSO_UDP_L4 5
-#endif
+#include "linux-compat.h"
 
 #define SEG_MAX_MSGS 256
 #define SEG_MAX_BLOCKS 1024      /* segment header blocks (and twice as many iovecs) per flush */
@@ -39,9 +27,11 @@
 
 enum { KIND_WHOLE, KIND_TCP, KIND_UDP };
 
+/* l4: where the TCP/UDP header starts; l4_end: where it ends, so the headers every
+ * segment repeats are ip[0 .. l4_end) and the payload to split follows. */
 typedef struct {
   uint8_t *ip;
-  uint32_t len, l4, hl, gso, payload, nsegs;
+  uint32_t len, l4, l4_end, gso, payload, nsegs;
   int kind;
 } superpacket_t;
 
@@ -80,10 +70,10 @@ static int parse(uint8_t *vh, uint32_t total, superpacket_t *p) {
     /* A data offset under 5 words is no TCP header: build_segment would write the sequence
      * and checksum fields past the headers it copied (past its block, with csum_start high). */
     if (p->ip[p->l4 + 12] < 0x50) return -EBADMSG;
-    p->hl = p->l4 + (uint32_t)(p->ip[p->l4 + 12] >> 4) * 4;
+    p->l4_end = p->l4 + (uint32_t)(p->ip[p->l4 + 12] >> 4) * 4;
   } else if (type == VIRTIO_NET_HDR_GSO_UDP_L4) {
     p->kind = KIND_UDP;
-    p->hl = p->l4 + 8;
+    p->l4_end = p->l4 + 8;
   } else if (type == VIRTIO_NET_HDR_GSO_NONE) {
     p->kind = KIND_WHOLE;
   } else {
@@ -91,8 +81,8 @@ static int parse(uint8_t *vh, uint32_t total, superpacket_t *p) {
   }
   if (p->kind != KIND_WHOLE) {
     p->gso = h.gso_size;
-    if (p->hl > p->len || p->hl + HEADER_ROOM_MAX > SEG_BLOCK || p->gso == 0 || p->l4 < iphl) return -EBADMSG;
-    p->payload = p->len - p->hl;
+    if (p->l4_end > p->len || p->l4_end + HEADER_ROOM_MAX > SEG_BLOCK || p->gso == 0 || p->l4 < iphl) return -EBADMSG;
+    p->payload = p->len - p->l4_end;
     if (p->payload <= p->gso) p->kind = KIND_WHOLE; /* one segment: nothing to split */
   }
   if (p->kind == KIND_WHOLE) {
@@ -121,17 +111,17 @@ static uint32_t build_segment(const superpacket_t *p, uint32_t k, const uint8_t 
   uint32_t seglen = p->payload - off < p->gso ? p->payload - off : p->gso;
   uint8_t *ip = block + hdrlen;
   memcpy(block, hdr, hdrlen);
-  memcpy(ip, p->ip, p->hl);
+  memcpy(ip, p->ip, p->l4_end);
   if ((ip[0] >> 4) == 4) {
-    put16(ip + 2, (uint16_t)(p->hl + seglen));
+    put16(ip + 2, (uint16_t)(p->l4_end + seglen));
     put16(ip + 4, (uint16_t)(get16(ip + 4) + k)); /* IP ID +k, as the kernel's TSO does */
     ipv4_fix_csum(ip, (size_t)(ip[0] & 15) * 4);
   } else {
-    put16(ip + 4, (uint16_t)(p->hl - 40 + seglen));
+    put16(ip + 4, (uint16_t)(p->l4_end - 40 + seglen));
   }
   uint8_t *l4 = ip + p->l4;
-  const uint8_t *payload = p->ip + p->hl + off;
-  uint32_t l4len = p->hl - p->l4 + seglen;
+  const uint8_t *payload = p->ip + p->l4_end + off;
+  uint32_t l4len = p->l4_end - p->l4 + seglen;
   uint64_t sum;
   if (p->kind == KIND_TCP) {
     put32(l4 + 4, get32(l4 + 4) + off);
@@ -139,7 +129,7 @@ static uint32_t build_segment(const superpacket_t *p, uint32_t k, const uint8_t 
     if (k != 0) l4[13] &= (uint8_t)~TCP_CWR;                       /* CWR goes out once */
     l4[16] = l4[17] = 0;
     sum = csum_pseudo(ip, IPPROTO_TCP, l4len);
-    sum = csum_add(sum, l4, p->hl - p->l4);
+    sum = csum_add(sum, l4, p->l4_end - p->l4);
     uint16_t c = (uint16_t)~csum_fold(csum_add(sum, payload, seglen));
     memcpy(l4 + 16, &c, 2);
   } else {
@@ -153,7 +143,7 @@ static uint32_t build_segment(const superpacket_t *p, uint32_t k, const uint8_t 
   }
   *data = payload;
   *dlen = seglen;
-  return hdrlen + p->hl;
+  return hdrlen + p->l4_end;
 }
 
 typedef struct {
@@ -246,9 +236,9 @@ static int room(sender_t *s, uint32_t blocks, uint32_t wire) {
 
 /* See core.h; the argument contract is udpSendSegments' (offload.c). */
 uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst, int32_t *status, int32_t *bytes,
-                       int32_t *state, const uint8_t *hdr, uint32_t hl, int gso, seal_step_t *seal) {
+                       int32_t *state, const uint8_t *hdr, uint32_t hdrlen, int gso, seal_step_t *seal) {
   sender_t s = {.fd = fd, .status = status, .bytes = bytes, .seal = seal};
-  uint32_t skip = state[0] > 0 ? (uint32_t)state[0] : 0;
+  uint32_t skip = state[SEND_STATE_RESUME] > 0 ? (uint32_t)state[SEND_STATE_RESUME] : 0;
   for (uint32_t i = 0; i < b->count; i++) {
     bytes[i] = 0;
     status[i] = parse(b->slab + b->offs[i], (uint32_t)b->lens[i], &parsed[i]);
@@ -268,13 +258,13 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
     if (p->kind == KIND_WHOLE) {
       /* A train: following whole packets to the same place, of the first's size (the
        * last may be shorter), while one send can take them. */
-      uint32_t size = wire_len(&s, hl + p->len), n = 1, total = size;
+      uint32_t size = wire_len(&s, hdrlen + p->len), n = 1, total = size;
       if (gso) {
         while (i + n < b->count && n < GSO_MAX_SEGS && status[i + n] == 0 && parsed[i + n].kind == KIND_WHOLE &&
-               wire_len(&s, hl + parsed[i + n - 1].len) == size && wire_len(&s, hl + parsed[i + n].len) <= size &&
-               total + wire_len(&s, hl + parsed[i + n].len) <= GSO_MAX_BYTES &&
+               wire_len(&s, hdrlen + parsed[i + n - 1].len) == size && wire_len(&s, hdrlen + parsed[i + n].len) <= size &&
+               total + wire_len(&s, hdrlen + parsed[i + n].len) <= GSO_MAX_BYTES &&
                memcmp(ep, dst + (size_t)(i + n) * ENDPOINT_BYTES, ENDPOINT_BYTES) == 0) {
-          total += wire_len(&s, hl + parsed[i + n].len);
+          total += wire_len(&s, hdrlen + parsed[i + n].len);
           n++;
         }
       }
@@ -282,8 +272,8 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
       struct msghdr *mh = begin_msg(&s, &name, namelen);
       for (uint32_t j = 0; j < n; j++) {
         struct iovec *v = &iovs[(s.nblocks + j) * 2];
-        memcpy(blocks[s.nblocks + j], hdr, hl);
-        v[0] = (struct iovec){blocks[s.nblocks + j], hl};
+        memcpy(blocks[s.nblocks + j], hdr, hdrlen);
+        v[0] = (struct iovec){blocks[s.nblocks + j], hdrlen};
         v[1] = (struct iovec){parsed[i + j].ip, parsed[i + j].len};
         if (seal) seal->seal(seal, i + j, v);
       }
@@ -294,7 +284,7 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
       continue;
     }
     /* A super-packet: its segments, up to a send's worth per message. */
-    uint32_t wire = wire_len(&s, hl + p->hl + p->gso), per_msg = 1;
+    uint32_t wire = wire_len(&s, hdrlen + p->l4_end + p->gso), per_msg = 1;
     if (gso) {
       per_msg = GSO_MAX_BYTES / wire;
       if (per_msg > GSO_MAX_SEGS) per_msg = GSO_MAX_SEGS;
@@ -310,11 +300,11 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
         struct iovec *v = &iovs[(s.nblocks + j) * 2];
         const uint8_t *data;
         uint32_t dlen;
-        uint32_t blen = build_segment(p, k + j, hdr, hl, blocks[s.nblocks + j], &data, &dlen);
+        uint32_t blen = build_segment(p, k + j, hdr, hdrlen, blocks[s.nblocks + j], &data, &dlen);
         v[0] = (struct iovec){blocks[s.nblocks + j], blen};
         v[1] = (struct iovec){(void *)data, dlen};
         if (seal) seal->seal(seal, i, v);
-        mi->bytes += blen - hl + dlen;
+        mi->bytes += blen - hdrlen + dlen;
       }
       end_msg(&s, mh, take, wire);
       k += take;
@@ -323,15 +313,15 @@ uint32_t send_segments(int fd, int v6sock, const batch_t *b, const uint8_t *dst,
     skip = 0;
   }
   if (!s.stalled) flush(&s);
-  state[1] = s.gso_errno;
-  state[2] = (int32_t)s.sends;
+  state[SEND_STATE_GSO_ERRNO] = s.gso_errno;
+  state[SEND_STATE_SENDS] = (int32_t)s.sends;
   if (!s.stalled) {
-    state[0] = 0;
+    state[SEND_STATE_RESUME] = 0;
     return b->count;
   }
   /* The first message not sent belongs to the first unfinished packet. */
   uint32_t first = infos[s.sent].pkt;
-  uint32_t before = first == 0 && state[0] > 0 ? (uint32_t)state[0] : 0;
-  state[0] = (int32_t)(before + (status[first] > 0 ? (uint32_t)status[first] : 0));
+  uint32_t before = first == 0 && state[SEND_STATE_RESUME] > 0 ? (uint32_t)state[SEND_STATE_RESUME] : 0;
+  state[SEND_STATE_RESUME] = (int32_t)(before + (status[first] > 0 ? (uint32_t)status[first] : 0));
   return first;
 }

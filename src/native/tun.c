@@ -3,16 +3,10 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <linux/if.h>
-#include <linux/if_tun.h>
-#include <linux/virtio_net.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include "addon.h"
-
-#ifndef TUN_F_USO4 /* older userspace headers than the running kernel */
-#define TUN_F_USO4 0x20
-#define TUN_F_USO6 0x40
-#endif
+#include "linux-compat.h"
 
 /* What we ask of TUNSETOFFLOAD, best first: USO needs Linux 6.2. */
 static const unsigned OFFLOAD_TRIES[] = {
@@ -21,17 +15,9 @@ static const unsigned OFFLOAD_TRIES[] = {
   TUN_F_CSUM,
 };
 
-/* tunOpen(name, flags) flag bits; a missing flags argument is 0. TUN_OPEN_VNET (2) is in
- * addon.h: it asks for the virtio-net header and the offloads the kernel accepts. */
-#define TUN_OPEN_MULTI_QUEUE 1 /* IFF_MULTI_QUEUE: this fd is one queue of the device */
-#define TUN_OPEN_DETACHED 4 /* with MULTI_QUEUE: detach the queue at once (IFF_DETACH_QUEUE).
-  * The kernel steers no packet to it, but writes on it still reach the device, and unlike
-  * writes on an attached queue they do not teach the driver's flow table to steer that
-  * flow's return packets to the writer's queue. */
-
-/* tunOpen(name, flags) -> { fd, name, vnet, offload } (offload: the TUN_F_* bits set). With
- * TUN_OPEN_MULTI_QUEUE each call on the same name attaches one more queue; the kernel
- * spreads the device's packets over them by flow. */
+/* tunOpen(name, flags) -> { fd, name, vnet, offload } (flags: TUN_OPEN_* in addon.h;
+ * offload: the TUN_F_* bits set). With TUN_OPEN_MULTI_QUEUE each call on the same name
+ * attaches one more queue; the kernel spreads the device's packets over them by flow. */
 napi_value tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 2, len;
   napi_value argv[2], out, v;

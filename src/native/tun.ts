@@ -1,7 +1,7 @@
 // The TUN device: open or attach by name; created devices are configured here and vanish
 // when their fd closes (they are not persistent), attached ones are left as found.
 import { readFileSync } from "node:fs";
-import { addon, TUN_OPEN_VNET } from "./addon.ts";
+import { addon, TUN_OPEN_DETACHED, TUN_OPEN_MULTI_QUEUE, TUN_OPEN_VNET } from "./addon.ts";
 import { configureLink, linkExists, linkMtu, setLinkUp } from "../system/netdev.ts";
 import { formatPrefix } from "../net/address.ts";
 import type { Config } from "../config/schema.ts";
@@ -21,12 +21,7 @@ export interface TunDevice {
   readonly offload: number;
 }
 
-/** tunOpen flag: the fd is one queue of a multi-queue device (IFF_MULTI_QUEUE). */
-export const TUN_MULTI_QUEUE = 1;
-/** tunOpen flag, with TUN_MULTI_QUEUE: a detached queue, for writing only (see tun.c). */
-export const TUN_DETACHED = 4;
-
-/** flags: TUN_MULTI_QUEUE, TUN_DETACHED; offloads asks for the virtio-net header (TUN_OPEN_VNET). */
+/** flags: TUN_OPEN_MULTI_QUEUE, TUN_OPEN_DETACHED; offloads asks for the virtio-net header (TUN_OPEN_VNET). */
 export function openTun(dev: DeviceConfig, offloads = false, flags = 0): TunDevice {
   const existed = linkExists(dev.name);
   const { fd, name: actual, vnet, offload } = addon.tunOpen(dev.name, flags | (offloads ? TUN_OPEN_VNET : 0));
@@ -49,7 +44,7 @@ export interface TunQueue {
   /** The attached queue: the kernel steers packets to it by flow hash; the worker reads it. */
   readonly read: TunDevice;
   /** A detached queue of the same device: the worker writes to it, so its writes teach the
-   * driver no flow steering and each flow keeps the queue its hash chose (see tun.c). */
+   * driver no flow steering and each flow keeps the queue its hash chose (see addon.h). */
   readonly writeFd: number;
 }
 
@@ -63,12 +58,12 @@ export function openTunQueues(dev: DeviceConfig, count: number, offloads = false
   // Every queue asks for the same header: the device keeps the flags of the last TUNSETIFF.
   const vnet = offloads ? TUN_OPEN_VNET : 0;
   try {
-    const first = openTun(dev, offloads, TUN_MULTI_QUEUE);
+    const first = openTun(dev, offloads, TUN_OPEN_MULTI_QUEUE);
     fds.push(first.fd);
-    for (let i = 1; i < count; i++) fds.push(addon.tunOpen(first.name, TUN_MULTI_QUEUE | vnet).fd);
+    for (let i = 1; i < count; i++) fds.push(addon.tunOpen(first.name, TUN_OPEN_MULTI_QUEUE | vnet).fd);
     const queues: TunQueue[] = [];
     for (let i = 0; i < count; i++) {
-      const writeFd = addon.tunOpen(first.name, TUN_MULTI_QUEUE | TUN_DETACHED | vnet).fd;
+      const writeFd = addon.tunOpen(first.name, TUN_OPEN_MULTI_QUEUE | TUN_OPEN_DETACHED | vnet).fd;
       fds.push(writeFd);
       queues.push({ read: { ...first, fd: fds[i] }, writeFd });
     }

@@ -1,12 +1,12 @@
 /* UDP sockets (IPv4, IPv6, dual stack) with recvmmsg into pooled buffers and sendmmsg
- * from them. Endpoints cross to JS in the 20-byte form described in addon.h. */
+ * from them. Endpoints cross to JS in the 20-byte form described in core.h. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <linux/udp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "addon.h"
+#include "linux-compat.h"
 
 static void from_sockaddr(const struct sockaddr_storage *ss, uint8_t *ep) {
   memset(ep, 0, ENDPOINT_BYTES);
@@ -88,20 +88,8 @@ napi_value udp_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#define OFFLOAD_GSO 1
-#define OFFLOAD_GRO 2
-
-/* udpOffload(fd, wanted) -> active. Bits: 1 UDP GSO (UDP_SEGMENT on send), 2 UDP GRO
- * (coalesced receive, segment size in a cmsg). GSO is probed by setting a zero default
+/* udpOffload(fd, wanted) -> active. Bits (addon.h): UDP_OFFLOAD_GSO (UDP_SEGMENT on send),
+ * UDP_OFFLOAD_GRO (coalesced receive, segment size in a cmsg). GSO is probed by setting a zero default
  * segment size; GRO is switched off when not wanted. */
 napi_value udp_offload(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -111,9 +99,10 @@ napi_value udp_offload(napi_env env, napi_callback_info info) {
   if (argc < 2 || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[1], &wanted))
     return throw_errno(env, EINVAL, "udpOffload(fd, wanted)");
   int zero = 0, one = 1;
-  if ((wanted & OFFLOAD_GSO) && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0) active |= OFFLOAD_GSO;
-  if ((wanted & OFFLOAD_GRO) && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0) active |= OFFLOAD_GRO;
-  if (!(active & OFFLOAD_GRO)) setsockopt(fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
+  if ((wanted & UDP_OFFLOAD_GSO) && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0)
+    active |= UDP_OFFLOAD_GSO;
+  if ((wanted & UDP_OFFLOAD_GRO) && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0) active |= UDP_OFFLOAD_GRO;
+  if (!(active & UDP_OFFLOAD_GRO)) setsockopt(fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
   return make_int32(env, active);
 }
 

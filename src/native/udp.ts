@@ -1,5 +1,6 @@
 // The UDP socket every peer shares: bound once, non-blocking, with large kernel buffers.
-import { addon } from "./addon.ts";
+import { addon, FILTER_PLAIN } from "./addon.ts";
+import type { PeerFilterMode } from "./addon.ts";
 import { ENDPOINT_BYTES, encodeEndpoint } from "../net/address.ts";
 import type { IpAddress } from "../net/address.ts";
 
@@ -23,15 +24,18 @@ export function closeUdp(sock: UdpSocket): void {
 
 /**
  * Lets only datagrams from these endpoints (addon form) into the socket: the kernel drops the
- * rest before they take room in the receive buffer. Replaces the previous filter in one step;
- * an empty list admits nothing. Returns the program's length in instructions. Throws (code
- * E2BIG) when the endpoints need more than BPF_MAXINSNS instructions; the socket is then
- * left as it was.
+ * rest before they take room in the receive buffer. With mode FILTER_WIREGUARD, any other
+ * source may still send a datagram that is exactly a handshake message (148 bytes of type 1,
+ * 92 of type 2, 64 of type 3), so an unknown or roaming peer can (re)connect; its data
+ * messages get in once its new endpoint is in the list. Replaces the previous filter in one
+ * step; an empty list admits nothing (plain) or handshakes only (wireguard). Returns the
+ * program's length in instructions. Throws (code E2BIG) when the endpoints need more than
+ * BPF_MAXINSNS instructions; the socket is then left as it was.
  */
-export function setPeerFilter(sock: UdpSocket, endpoints: readonly Uint8Array[]): number {
+export function setPeerFilter(sock: UdpSocket, endpoints: readonly Uint8Array[], mode: PeerFilterMode = FILTER_PLAIN): number {
   const packed = new Uint8Array(endpoints.length * ENDPOINT_BYTES);
   endpoints.forEach((ep, i) => packed.set(ep.subarray(0, ENDPOINT_BYTES), i * ENDPOINT_BYTES));
-  return addon.udpFilter(sock.fd, sock.v6, packed, endpoints.length);
+  return addon.udpFilter(sock.fd, sock.v6, packed, endpoints.length, mode);
 }
 
 /** Removes the peer filter: every datagram reaches udptun again (no-op without one). */

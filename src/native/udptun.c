@@ -1,9 +1,12 @@
-/* Module entry and the argument helpers every file shares. */
+/* Module entry (the calls and the values shared with TypeScript) and the argument helpers
+ * every file shares. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 #include "addon.h"
+#include "linux-compat.h"
 #include "wg-protocol.h"
+#include "filter_program.h"
 
 napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[256];
@@ -124,6 +127,53 @@ napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The values TypeScript shares with C, exported so they are defined once: src/native/addon.ts
+ * types and re-exports them. The JS name, then the C definition it comes from. */
+static const struct {
+  const char *name;
+  int32_t value;
+} SHARED[] = {
+  {"MAX_BATCH", MAX_BATCH},
+  {"MAX_WRITE_BATCH", MAX_WRITE_BATCH},
+  {"GRO_MAX_SEGS", GRO_MAX_SEGS},
+  {"HEADER_ROOM_MAX", HEADER_ROOM_MAX},
+  {"ENDPOINT_BYTES", ENDPOINT_BYTES},
+  {"VNET_HDR_LEN", (int32_t)sizeof(struct virtio_net_hdr)},
+  {"READABLE", POLL_READABLE},
+  {"WRITABLE", POLL_WRITABLE},
+  {"TUN_OPEN_MULTI_QUEUE", TUN_OPEN_MULTI_QUEUE},
+  {"TUN_OPEN_VNET", TUN_OPEN_VNET},
+  {"TUN_OPEN_DETACHED", TUN_OPEN_DETACHED},
+  {"TUN_F_CSUM", TUN_F_CSUM},
+  {"TUN_F_TSO4", TUN_F_TSO4},
+  {"TUN_F_TSO6", TUN_F_TSO6},
+  {"TUN_F_USO4", TUN_F_USO4},
+  {"TUN_F_USO6", TUN_F_USO6},
+  {"UDP_GSO", UDP_OFFLOAD_GSO},
+  {"UDP_GRO", UDP_OFFLOAD_GRO},
+  {"JOIN_TCP", JOIN_TCP},
+  {"JOIN_UDP", JOIN_UDP},
+  {"SEND_STATE_RESUME", SEND_STATE_RESUME},
+  {"SEND_STATE_GSO_ERRNO", SEND_STATE_GSO_ERRNO},
+  {"SEND_STATE_SENDS", SEND_STATE_SENDS},
+  {"SEND_STATE_LEN", SEND_STATE_LEN},
+  {"WRITE_STATS_WRITES", WRITE_STATS_WRITES},
+  {"WRITE_STATS_LEN", WRITE_STATS_LEN},
+  {"WG_KEYPAIR_SLOTS", WG_KEYPAIR_SLOTS},
+  {"WG_HEADER_LEN", WG_HEADER_LEN},
+  {"WG_TAG_LEN", WG_TAG_LEN},
+  {"WG_NOT_DATA", WG_NOT_DATA},
+  {"WG_MALFORMED", WG_MALFORMED},
+  {"WG_UNKNOWN_INDEX", WG_UNKNOWN_INDEX},
+  {"WG_REPLAYED", WG_REPLAYED},
+  {"WG_DECRYPT_FAILED", WG_DECRYPT_FAILED},
+  {"WG_EXPIRED", WG_EXPIRED},
+  {"WG_NO_KEYPAIR", WG_NO_KEYPAIR},
+  {"WG_COUNTER_EXHAUSTED", WG_COUNTER_EXHAUSTED},
+  {"FILTER_PLAIN", FILTER_PLAIN},
+  {"FILTER_WIREGUARD", FILTER_WIREGUARD},
+};
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_default, NULL},
@@ -148,27 +198,13 @@ static napi_value init(napi_env env, napi_value exports) {
     {"wgSeal", NULL, wg_seal, NULL, NULL, NULL, napi_default, NULL},
     {"wgOpen", NULL, wg_open, NULL, NULL, NULL, napi_default, NULL},
   };
-  /* Values TypeScript takes from here rather than writing them a second time. */
-  static const struct { const char *name; int32_t value; } constants[] = {
-    {"MAX_BATCH", MAX_BATCH},
-    {"WG_KEYPAIR_SLOTS", WG_KEYPAIR_SLOTS},
-    {"WG_HEADER_LEN", WG_HEADER_LEN},
-    {"WG_TAG_LEN", WG_TAG_LEN},
-    {"WG_NOT_DATA", WG_NOT_DATA},
-    {"WG_MALFORMED", WG_MALFORMED},
-    {"WG_UNKNOWN_INDEX", WG_UNKNOWN_INDEX},
-    {"WG_REPLAYED", WG_REPLAYED},
-    {"WG_DECRYPT_FAILED", WG_DECRYPT_FAILED},
-    {"WG_EXPIRED", WG_EXPIRED},
-    {"WG_NO_KEYPAIR", WG_NO_KEYPAIR},
-    {"WG_COUNTER_EXHAUSTED", WG_COUNTER_EXHAUSTED},
-  };
-  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
-    napi_value v;
-    napi_create_int32(env, constants[i].value, &v);
-    napi_set_named_property(env, exports, constants[i].name, v);
-  }
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  for (size_t i = 0; i < sizeof SHARED / sizeof SHARED[0]; i++) {
+    /* enumerable, not writable: JS reads them, nothing can change them */
+    napi_property_descriptor d = {SHARED[i].name, NULL, NULL, NULL, NULL, make_int32(env, SHARED[i].value),
+                                  napi_enumerable, NULL};
+    napi_define_properties(env, exports, 1, &d);
+  }
   return exports;
 }
 

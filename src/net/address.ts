@@ -13,7 +13,7 @@ export interface Prefix extends IpAddress {
   length: number; // prefix length in bits
 }
 
-/** The 20-byte endpoint form shared with the native addon (see src/native/addon.h). */
+/** The 20-byte endpoint form shared with the native addon (layout in src/native/core.h). */
 export const ENDPOINT_BYTES = 20;
 
 export function parseIp(text: string): IpAddress | null {

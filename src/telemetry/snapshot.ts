@@ -61,7 +61,7 @@ const poolCounters = (p: Pool): PoolCounters => ({
 
 /** Reads a forwarder's counters (on a scrape or at stop: never on the data path). */
 export function readForwarder(fwd: Forwarder, worker?: string): ForwarderSnapshot {
-  const { device, network } = fwd;
+  const { devicePath: device, networkPath: network } = fwd;
   return {
     worker,
     pools: { device: poolCounters(fwd.devicePool), network: poolCounters(fwd.networkPool) },

@@ -1,11 +1,19 @@
 // Device path: TUN -> route by inner destination -> our header written in the headroom
 // -> sendmmsg to the peer -> release. One pass per batch, top to bottom.
 //
+// With WireGuard (a Sealer), the route is followed by the peer's keypair slot (no keypair:
+// the packet is staged and a handshake asked for), and instead of our header each packet is
+// sealed in place (data header in the headroom, padding and tag in the tailroom) by one
+// native call per batch; with offloads, each segment is sealed as the addon splits it.
+//
 // With TUN offloads on, each read may be a super-packet (a virtio-net header, then up to
 // 64 KiB of TCP or UDP) that the addon splits into MTU-sized packets and sends with UDP
 // GSO: routing is decided here once per super-packet, the per-segment work is native.
-import { addon } from "../native/addon.ts";
-import type { PacketIo } from "../native/addon.ts";
+import { constants } from "node:os";
+import {
+  addon, SEND_STATE_GSO_ERRNO, SEND_STATE_LEN, SEND_STATE_RESUME, SEND_STATE_SENDS, VNET_HDR_LEN, WG_COUNTER_EXHAUSTED, WG_NO_KEYPAIR,
+} from "../native/addon.ts";
+import type { Addon, PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES } from "../net/address.ts";
@@ -13,7 +21,7 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES, VNET_HDR_LEN } from "./constants.ts";
+import { BATCH, MAX_IP_PACKET, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { DATA_HEADER, HEADER_LEN, writeDataHeader } from "./header.ts";
 import { destinationOffset } from "./ip-packet.ts";
@@ -37,8 +45,24 @@ export interface DeviceOffloads {
 
 const NO_OFFLOADS: DeviceOffloads = { tun: false, gso: false };
 
+/** The WireGuard side of the device path (wireguard-transport.ts); none on the plain transport. */
+export interface Sealer {
+  /** Device MTU: padding never goes past it. */
+  readonly mtu: number;
+  /** The keypair slot to seal the peer's packet with, or -1: the sealer has then taken the
+   * buffer (staged until a handshake completes, or dropped and counted). */
+  slotFor(peer: Peer, buf: PooledBuffer, now: number): number;
+  /** count data messages went to the peer (its timers, rekey after messages). */
+  sent(peer: Peer, count: number): void;
+  /** Seals whole packets in place (the addon's wgSeal). */
+  seal: Addon["wgSeal"];
+}
+
+/** Our header, on the plain transport; with a sealer, the addon writes WireGuard's. */
+const NO_HEADER = new Uint8Array(0);
+
 /** errno the addon reports for a super-packet it cannot parse. */
-const EBADMSG = 74;
+const { EBADMSG } = constants.errno;
 
 export class DevicePath {
   packets = 0;
@@ -60,11 +84,15 @@ export class DevicePath {
   private readonly sendDests = new Uint8Array(BATCH * ENDPOINT_BYTES);
   private readonly sendBufs: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
   private readonly sendPeers: (Peer | null)[] = new Array<Peer | null>(BATCH).fill(null);
+  /** Inner bytes of each whole packet (a split super-packet's are counted by the addon). */
+  private readonly sendInner = new Int32Array(BATCH);
+  /** WireGuard: the keypair slot each entry is sealed with. */
+  private readonly sendSlots = new Int32Array(BATCH);
   private sendCount = 0;
-  // Offload sends: inner bytes sent per super-packet, and [segments of the first held
-  // super-packet already sent, errno if the kernel refused GSO, sends made].
+  // Offload sends: inner bytes sent per super-packet, and udpSendSegments' state (read and
+  // written by its SEND_STATE_* positions).
   private readonly sendBytes = new Int32Array(BATCH);
-  private readonly segState = new Int32Array(3);
+  private readonly sendState = new Int32Array(SEND_STATE_LEN);
 
   private readonly tun: TunDevice;
   private readonly sock: UdpSocket;
@@ -74,6 +102,7 @@ export class DevicePath {
   private readonly hooks: DevicePathHooks;
   private readonly io: PacketIo;
   readonly offloads: DeviceOffloads;
+  private readonly sealer: Sealer | null;
   /** Where the IP packet starts in what a read returns (after the virtio header, if any). */
   private readonly ipStart: number;
   /** Bytes one batch of TUN reads may bring in. */
@@ -81,7 +110,7 @@ export class DevicePath {
 
   constructor(
     tun: TunDevice, sock: UdpSocket, pool: BufferPool, peers: PeerTable, hooks: DevicePathHooks,
-    io: PacketIo = addon, offloads: DeviceOffloads = NO_OFFLOADS,
+    io: PacketIo = addon, offloads: DeviceOffloads = NO_OFFLOADS, sealer: Sealer | null = null,
   ) {
     this.tun = tun;
     this.sock = sock;
@@ -90,6 +119,7 @@ export class DevicePath {
     this.hooks = hooks;
     this.io = io;
     this.offloads = offloads;
+    this.sealer = sealer;
     this.ipStart = offloads.tun ? VNET_HDR_LEN : 0;
     // Without offloads the kernel never hands us more than the MTU; with them, a whole
     // super-packet behind its virtio header. Either lands at the headroom.
@@ -105,6 +135,7 @@ export class DevicePath {
       const n = this.read();
       if (n === 0) return;
       this.encapsulate(n);
+      this.seal();
       this.send();
       // Fewer than offered and under the byte limit: EAGAIN, drained.
       if (n < this.batch.offered && this.batch.lastBytes < this.maxBytes) return;
@@ -125,7 +156,7 @@ export class DevicePath {
   discard(): void {
     for (let i = 0; i < this.sendCount; i++) this.drop(i, Drop.Shutdown);
     this.sendCount = 0;
-    this.segState[0] = 0;
+    this.sendState[SEND_STATE_RESUME] = 0;
   }
 
   private read(): number {
@@ -147,6 +178,8 @@ export class DevicePath {
 
   private encapsulate(n: number): void {
     const slab = this.pool.slab;
+    const sealer = this.sealer;
+    const now = sealer !== null ? performance.now() : 0;
     let k = this.sendCount;
     for (let i = 0; i < n; i++) {
       const buf = this.batch.take(i);
@@ -167,22 +200,72 @@ export class DevicePath {
         this.dropBuf(buf, Drop.NoEndpoint, peer.name);
         continue;
       }
-      if (this.offloads.tun) {
-        // The addon reads the virtio header and puts our header on every segment.
-        this.sendOffs[k] = buf.base + buf.start;
-        this.sendLens[k] = len;
-      } else {
-        const start = buf.shiftStartLeft(HEADER_LEN);
-        writeDataHeader(slab, buf.base + start);
-        this.sendOffs[k] = buf.base + start;
-        this.sendLens[k] = len + HEADER_LEN;
+      if (sealer !== null) {
+        const slot = sealer.slotFor(peer, buf, now);
+        if (slot < 0) continue; // the sealer has it
+        this.sendSlots[k] = slot;
       }
-      this.sendDests.set(peer.endpoint, k * ENDPOINT_BYTES);
-      this.sendBufs[k] = buf;
-      this.sendPeers[k] = peer;
-      k++;
+      this.enqueue(k++, buf, peer, len);
     }
     this.sendCount = k;
+  }
+
+  /** Entry k of the send batch: buf's packet (len bytes as read) to the peer. */
+  private enqueue(k: number, buf: PooledBuffer, peer: Peer, len: number): void {
+    if (this.offloads.tun || this.sealer !== null) {
+      // The addon reads the virtio header and heads every segment; or seal() seals in place.
+      this.sendOffs[k] = buf.base + buf.start;
+      this.sendLens[k] = len;
+    } else {
+      const start = buf.shiftStartLeft(HEADER_LEN);
+      writeDataHeader(this.pool.slab, buf.base + start);
+      this.sendOffs[k] = buf.base + start;
+      this.sendLens[k] = len + HEADER_LEN;
+    }
+    this.sendInner[k] = len;
+    this.sendDests.set(peer.endpoint!, k * ENDPOINT_BYTES);
+    this.sendBufs[k] = buf;
+    this.sendPeers[k] = peer;
+  }
+
+  /**
+   * Packets the sealer staged for a peer that had no keypair, sent now that it has one
+   * (slot). Takes them from the front of bufs in batches; stops early, leaving the rest in
+   * bufs, while a batch waits for the socket. Returns how many it took.
+   */
+  sendStaged(peer: Peer, slot: number, bufs: PooledBuffer[]): number {
+    let taken = 0;
+    while (taken < bufs.length && this.sendCount === 0 && peer.endpoint !== null) {
+      let k = 0;
+      while (k < BATCH && taken < bufs.length) {
+        const buf = bufs[taken++];
+        this.sendSlots[k] = slot;
+        this.enqueue(k++, buf, peer, buf.end - buf.start);
+      }
+      this.sendCount = k;
+      this.seal();
+      this.send();
+    }
+    return taken;
+  }
+
+  /** WireGuard without TUN offloads: the queued packets sealed in place, one native call. A
+   * packet whose keypair ran out meanwhile (refused: nothing sealed) leaves the batch. */
+  private seal(): void {
+    const count = this.sendCount;
+    if (this.sealer === null || this.offloads.tun || count === 0) return;
+    const status = this.sendStatus;
+    this.sealer.seal(this.pool.slab, this.sendOffs, this.sendLens, count, this.sendSlots, this.sealer.mtu, status);
+    let kept = 0;
+    for (let i = 0; i < count; i++) {
+      if (status[i] !== 0) {
+        this.drop(i, Drop.NoSession);
+        continue;
+      }
+      if (kept !== i) this.move(i, kept);
+      kept++;
+    }
+    this.sendCount = kept;
   }
 
   private send(): void {
@@ -199,7 +282,7 @@ export class DevicePath {
     for (let i = 0; i < done; i++) {
       if (this.sendStatus[i] === 0) {
         this.sends++;
-        this.count(i, 1, this.sendLens[i] - HEADER_LEN);
+        this.countSent(i, 1, this.sendInner[i]);
         this.finish(i);
       } else {
         this.lastSendErrno = -this.sendStatus[i];
@@ -209,30 +292,32 @@ export class DevicePath {
     this.keepRest(done, count);
   }
 
-  /** Super-packets: the addon splits and sends; status[i] is the segments sent. */
+  /** Super-packets: the addon splits (and with a sealer seals) and sends; status[i] is the segments sent. */
   private sendSegments(): void {
     const count = this.sendCount;
-    const st = this.segState;
+    const state = this.sendState;
+    const sealer = this.sealer;
     const done = this.io.udpSendSegments(
       this.sock.fd, this.sock.v6, this.pool.slab, this.sendOffs, this.sendLens, count, this.sendDests,
-      this.sendStatus, this.sendBytes, st, DATA_HEADER, this.offloads.gso ? 1 : 0,
+      this.sendStatus, this.sendBytes, state, sealer === null ? DATA_HEADER : NO_HEADER, this.offloads.gso ? 1 : 0,
+      sealer === null ? null : this.sendSlots, sealer === null ? 0 : sealer.mtu,
     );
-    this.sends += st[2];
+    this.sends += state[SEND_STATE_SENDS];
     // A super-packet cut short by a full socket has its sent segments counted now.
     const counted = done < count ? done + 1 : done;
     for (let i = 0; i < counted; i++) {
       const segs = this.sendStatus[i];
       if (segs > 0) {
-        this.count(i, segs, this.sendBytes[i]);
+        this.countSent(i, segs, this.sendBytes[i]);
         if (i < done) this.finish(i);
       } else if (i < done) {
         this.lastSendErrno = -segs;
-        this.drop(i, segs === -EBADMSG ? Drop.MalformedIp : Drop.SendError);
+        this.drop(i, segs === -EBADMSG ? Drop.MalformedIp : segs === WG_NO_KEYPAIR || segs === WG_COUNTER_EXHAUSTED ? Drop.NoSession : Drop.SendError);
       }
     }
-    if (st[1] !== 0 && this.offloads.gso) {
+    if (state[SEND_STATE_GSO_ERRNO] !== 0 && this.offloads.gso) {
       this.offloads.gso = false;
-      this.hooks.gsoRefused(st[1]);
+      this.hooks.gsoRefused(state[SEND_STATE_GSO_ERRNO]);
     }
     this.keepRest(done, count);
   }
@@ -246,29 +331,32 @@ export class DevicePath {
     }
     // The socket buffer is full: keep the rest, stop reading the TUN until it drains.
     const rest = count - done;
-    this.sendOffs.copyWithin(0, done, count);
-    this.sendLens.copyWithin(0, done, count);
-    this.sendDests.copyWithin(0, done * ENDPOINT_BYTES, count * ENDPOINT_BYTES);
-    // Move first, then clear the tail: with done === 0 the two ranges are the same slots.
-    for (let i = 0; i < rest; i++) {
-      this.sendBufs[i] = this.sendBufs[done + i];
-      this.sendPeers[i] = this.sendPeers[done + i];
-    }
-    for (let i = rest; i < count; i++) {
-      this.sendBufs[i] = null;
-      this.sendPeers[i] = null;
-    }
+    if (done > 0) for (let i = 0; i < rest; i++) this.move(done + i, i);
     this.sendCount = rest;
     this.hooks.socketFull(true);
   }
 
+  /** Moves send entry from to the free slot to (to < from). */
+  private move(from: number, to: number): void {
+    this.sendOffs[to] = this.sendOffs[from];
+    this.sendLens[to] = this.sendLens[from];
+    this.sendInner[to] = this.sendInner[from];
+    this.sendSlots[to] = this.sendSlots[from];
+    this.sendDests.copyWithin(to * ENDPOINT_BYTES, from * ENDPOINT_BYTES, (from + 1) * ENDPOINT_BYTES);
+    this.sendBufs[to] = this.sendBufs[from];
+    this.sendPeers[to] = this.sendPeers[from];
+    this.sendBufs[from] = null;
+    this.sendPeers[from] = null;
+  }
+
   /** Counts inner packets and bytes of entry i that the kernel took, for its peer and the path. */
-  private count(i: number, packets: number, bytes: number): void {
+  private countSent(i: number, packets: number, bytes: number): void {
     const peer = this.sendPeers[i]!;
     peer.txPackets += packets;
     peer.txBytes += bytes;
     this.packets += packets;
     this.bytes += bytes;
+    if (this.sealer !== null) this.sealer.sent(peer, packets);
   }
 
   /** Entry i is sent: its buffer goes back to the pool. */

@@ -29,6 +29,29 @@ export const Drop = {
   SendError: 12,
   /** Device path: still queued for sending when udptun stopped. */
   Shutdown: 13,
+  // WireGuard only.
+  /** Device path: the peer had no session: its staging queue was full, the handshake gave
+   * up, or its keypair ran out between routing and sealing. */
+  NoSession: 14,
+  /** Network path: a data message for a receiver index we do not hold (never ours, or retired). */
+  UnknownIndex: 15,
+  /** Network path: a data message whose counter the replay window has seen (or left behind). */
+  Replayed: 16,
+  /** Network path: a data message, or a handshake message's encrypted field, did not authenticate. */
+  DecryptionFailed: 17,
+  /** Network path: a data message on a keypair past REJECT_AFTER_TIME or REJECT_AFTER_MESSAGES. */
+  ExpiredKeypair: 18,
+  /** Network path: a handshake message of the wrong length for its type. */
+  BadSize: 19,
+  /** Network path: a handshake message whose MAC1 (or a cookie reply that) does not verify: silence. */
+  BadMac: 20,
+  /** Network path: under load, a handshake message without a valid MAC2 (answered with a cookie
+   * reply), or no room in the keypair table. */
+  UnderLoad: 21,
+  /** Network path: under load, over its source IP's handshake rate. */
+  RateLimited: 22,
+  /** Network path: an initiation replayed (timestamp not newer) or too soon after the last. */
+  ReplayedHandshake: 23,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -37,15 +60,19 @@ export type DropReason = (typeof Drop)[keyof typeof Drop];
 export const DROP_LABELS = [
   "unknown_peer", "truncated", "oversize", "bad_version", "bad_type", "bad_header", "malformed_ip",
   "bad_checksum", "source_not_allowed", "tun_write_error", "no_route", "no_endpoint", "send_error", "shutdown",
+  "no_session", "unknown_index", "replayed", "decryption_failed", "expired_keypair", "bad_size", "bad_mac",
+  "under_load", "rate_limited", "replayed_handshake",
 ] as const;
 
 /** The reasons each path can produce: only these are exported, so no series is always zero. */
 export const DEVICE_PATH_DROPS: readonly number[] = [
-  Drop.MalformedIp, Drop.NoRoute, Drop.NoEndpoint, Drop.SendError, Drop.Shutdown,
+  Drop.MalformedIp, Drop.NoRoute, Drop.NoEndpoint, Drop.SendError, Drop.Shutdown, Drop.NoSession,
 ];
 export const NETWORK_PATH_DROPS: readonly number[] = [
   Drop.UnknownPeer, Drop.Truncated, Drop.Oversize, Drop.BadVersion, Drop.BadType, Drop.BadHeader,
   Drop.MalformedIp, Drop.BadChecksum, Drop.SourceNotAllowed, Drop.TunWriteError,
+  Drop.UnknownIndex, Drop.Replayed, Drop.DecryptionFailed, Drop.ExpiredKeypair, Drop.BadSize, Drop.BadMac,
+  Drop.UnderLoad, Drop.RateLimited, Drop.ReplayedHandshake,
 ];
 
 export function newDropCounters(): Float64Array {

@@ -43,6 +43,17 @@ export function ipv4HeaderSum(b: Uint8Array, off: number, ihl: number): number {
   return (sum & 0xffff) + (sum >>> 16);
 }
 
+/** The length an IP packet's header declares, if len bytes hold it, else -1. WireGuard pads
+ * the plaintext to a multiple of 16: what lies past this length is padding. */
+export function declaredLength(b: Uint8Array, off: number, len: number): number {
+  let total: number;
+  const version = len > 0 ? b[off] >> 4 : 0;
+  if (version === 4 && len >= 20) total = (b[off + 2] << 8) | b[off + 3];
+  else if (version === 6 && len >= 40) total = ((b[off + 4] << 8) | b[off + 5]) + 40;
+  else return -1;
+  return total <= len ? total : -1;
+}
+
 /** Offset of the destination address, or -1 if the packet is too short to have one. */
 export function destinationOffset(b: Uint8Array, off: number, len: number): number {
   const version = b[off] >> 4;

@@ -6,8 +6,17 @@
 // With UDP GRO on, one received datagram may hold up to 64 datagrams of the peer's, all of
 // one size but the last: each is checked on its own, exactly as if it had come alone. With
 // TUN offloads on, the addon joins consecutive TCP segments of a flow into one write.
-import { addon } from "../native/addon.ts";
-import type { PacketIo } from "../native/addon.ts";
+//
+// With WireGuard (an Opener), the peer is not known from the source: one native call per
+// batch opens every data message in place (receiver index -> keypair, replay window,
+// ChaCha20-Poly1305), and its keypair names the peer; the padding is trimmed by the inner
+// IP length, then the same checks follow. Anything that is not a data message goes to the
+// handshake (TypeScript), as it comes.
+import {
+  addon, GRO_MAX_SEGS, WG_DECRYPT_FAILED, WG_EXPIRED, WG_HEADER_LEN, WG_MALFORMED, WG_NOT_DATA, WG_REPLAYED, WG_TAG_LEN,
+  WG_UNKNOWN_INDEX, WRITE_STATS_LEN, WRITE_STATS_WRITES,
+} from "../native/addon.ts";
+import type { Addon, PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES, formatEndpoint } from "../net/address.ts";
@@ -15,10 +24,10 @@ import type { BufferPool } from "../pool/buffer-pool.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
 import { ReadBatch } from "./batch.ts";
 import type { PathHooks } from "./batch.ts";
-import { BATCH, DATAGRAM_START, MAX_SEGMENTS_PER_DATAGRAM, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES } from "./constants.ts";
+import { BATCH, DATAGRAM_START, HEADROOM, ROUNDS_PER_WAKEUP, SUPER_BATCH_BYTES, WRITE_BATCH } from "./constants.ts";
 import { Drop, newDropCounters } from "./drops.ts";
 import { HEADER_LEN, TYPE_DATA, TYPE_KEEPALIVE, VERSION } from "./header.ts";
-import { checkPacket, sourceOffset } from "./ip-packet.ts";
+import { checkPacket, declaredLength, sourceOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
 
 export type NetworkPathHooks = PathHooks;
@@ -34,16 +43,38 @@ export interface NetworkOffloads {
   readonly join: number;
 }
 
-export const JOIN_TCP = 1;
-export const JOIN_UDP = 2;
-
 const NO_OFFLOADS: NetworkOffloads = { gro: false, tun: false, join: 0 };
 
-/** check() verdict for a keepalive (a drop reason is >= 0, a packet to deliver is -1). */
+// judge()'s verdicts besides a drop reason (a Drop code, >= 0).
+/** An inner packet to write to the device. */
+const DELIVER = -1;
+/** A keepalive: counted for the peer, nothing to write. */
 const KEEPALIVE = -2;
 
-/** Most inner packets one batch can yield. */
-const MAX_WRITES = BATCH * MAX_SEGMENTS_PER_DATAGRAM;
+/** The WireGuard side of the network path (wireguard-transport.ts); none on the plain transport. */
+export interface Opener {
+  /** The peer whose keypair is in slot, or null. */
+  peerOf(slot: number): Peer | null;
+  /** Messages that authenticated on slot came from source: one call stands for a run of them
+   * (keepalive: all were). False: the keypair is past its time, and they are dropped. */
+  received(slot: number, source: Uint8Array, keepalive: boolean): boolean;
+  /** A datagram that is not a data message, for the handshake: -1 if taken, else its Drop reason. */
+  control(message: Uint8Array, source: Uint8Array): number;
+  /** Opens a batch's data messages in place (the addon's wgOpen). */
+  open: Addon["wgOpen"];
+}
+
+/** wgOpen's refusals, as drop reasons. */
+function sealedDrop(verdict: number): number {
+  switch (verdict) {
+    case WG_UNKNOWN_INDEX: return Drop.UnknownIndex;
+    case WG_REPLAYED: return Drop.Replayed;
+    case WG_DECRYPT_FAILED: return Drop.DecryptionFailed;
+    case WG_EXPIRED: return Drop.ExpiredKeypair;
+    case WG_MALFORMED: return Drop.BadHeader;
+    default: return Drop.BadType;
+  }
+}
 
 export class NetworkPath {
   packets = 0;
@@ -62,16 +93,27 @@ export class NetworkPath {
 
   // The write batch: one entry per inner packet, pointing into the held datagram buffers,
   // which go back to the pool once the batch is written.
-  private readonly writeOffs = new Int32Array(MAX_WRITES);
-  private readonly writeLens = new Int32Array(MAX_WRITES);
-  private readonly writeStatus = new Int32Array(MAX_WRITES);
-  private readonly writePeers: (Peer | null)[] = new Array<Peer | null>(MAX_WRITES).fill(null);
+  private readonly writeOffs = new Int32Array(WRITE_BATCH);
+  private readonly writeLens = new Int32Array(WRITE_BATCH);
+  private readonly writeStatus = new Int32Array(WRITE_BATCH);
+  private readonly writePeers: (Peer | null)[] = new Array<Peer | null>(WRITE_BATCH).fill(null);
   private readonly held: (PooledBuffer | null)[] = new Array<PooledBuffer | null>(BATCH).fill(null);
   private heldCount = 0;
-  private readonly writeStats = new Int32Array(1);
+  /** tunWriteOffload's stats, by their WRITE_STATS_* positions. */
+  private readonly writeStats = new Int32Array(WRITE_STATS_LEN);
 
   /** Largest datagram we accept: a full-MTU packet plus our header, or a GRO datagram. */
   private readonly maxDatagram: number;
+  /** Where in a buffer a datagram lands: its inner packet then starts at the headroom. */
+  private readonly start: number;
+
+  private readonly opener: Opener | null;
+  /** wgOpen's entries, three Int32s per message: offset, length, verdict. */
+  private readonly opened: Int32Array;
+  /** Datagram i's source, as a view made once (no allocation per packet). */
+  private readonly sourceViews: Uint8Array[] = [];
+  /** Datagrams refused before opening (truncated or too long): wgOpen sees them empty. */
+  private readonly refused = new Uint8Array(BATCH);
 
   private readonly sock: UdpSocket;
   private readonly tun: TunDevice;
@@ -84,7 +126,7 @@ export class NetworkPath {
 
   constructor(
     sock: UdpSocket, tun: TunDevice, pool: BufferPool, peers: PeerTable, hooks: NetworkPathHooks,
-    io: PacketIo = addon, offloads: NetworkOffloads = NO_OFFLOADS,
+    io: PacketIo = addon, offloads: NetworkOffloads = NO_OFFLOADS, opener: Opener | null = null,
   ) {
     this.sock = sock;
     this.tun = tun;
@@ -93,12 +135,16 @@ export class NetworkPath {
     this.hooks = hooks;
     this.io = io;
     this.offloads = offloads;
+    this.opener = opener;
     this.recvSegs = offloads.gro ? new Int32Array(BATCH) : null;
     // Datagrams land so that the inner packet starts at the headroom; anything longer than
     // the room left arrives truncated and is dropped as oversize.
-    const room = pool.bufferSize - DATAGRAM_START;
-    this.maxDatagram = offloads.gro ? room : tun.mtu + HEADER_LEN;
-    this.batch = new ReadBatch(pool, DATAGRAM_START, room, BATCH, offloads.gro ? SUPER_BATCH_BYTES : 0);
+    this.start = opener === null ? DATAGRAM_START : HEADROOM - WG_HEADER_LEN;
+    const room = pool.bufferSize - this.start;
+    this.maxDatagram = offloads.gro ? room : tun.mtu + (opener === null ? HEADER_LEN : WG_HEADER_LEN + WG_TAG_LEN);
+    this.batch = new ReadBatch(pool, this.start, room, BATCH, offloads.gro ? SUPER_BATCH_BYTES : 0);
+    this.opened = new Int32Array(opener === null ? 0 : BATCH * GRO_MAX_SEGS * 3);
+    for (let i = 0; i < BATCH; i++) this.sourceViews.push(this.recvSources.subarray(i * ENDPOINT_BYTES, (i + 1) * ENDPOINT_BYTES));
   }
 
   /** The UDP socket is readable: drain it in batches. */
@@ -134,6 +180,7 @@ export class NetworkPath {
   /** Checks each datagram (each of its segments, with GRO); the inner packets to deliver
    * go to the write batch, and the buffers holding them are kept. Returns the entries. */
   private decapsulate(n: number): number {
+    if (this.opener !== null) return this.open(n);
     const slab = this.pool.slab;
     const segs = this.recvSegs;
     let k = 0;
@@ -155,14 +202,14 @@ export class NetworkPath {
         this.dropBuf(buf, Drop.Truncated, i);
         continue;
       }
-      const off = buf.base + DATAGRAM_START;
+      const off = buf.base + this.start;
       const size = segs !== null && segs[i] > 0 ? segs[i] : len;
       const first = k;
       let count = 0;
       for (let at = 0; at < len; at += size) {
         const segLen = Math.min(size, len - at);
-        const verdict = ++count > MAX_SEGMENTS_PER_DATAGRAM ? Drop.Oversize : this.check(slab, off + at, segLen, peer);
-        if (verdict === -1) {
+        const verdict = ++count > GRO_MAX_SEGS ? Drop.Oversize : this.judge(slab, off + at, segLen, peer);
+        if (verdict === DELIVER) {
           this.writeOffs[k] = off + at + HEADER_LEN;
           this.writeLens[k] = segLen - HEADER_LEN;
           this.writePeers[k] = peer;
@@ -170,7 +217,7 @@ export class NetworkPath {
         } else if (verdict === KEEPALIVE) {
           peer.rxKeepalives++;
         } else {
-          this.count(verdict, i);
+          this.countDrop(verdict, i);
         }
       }
       if (k > first) this.held[held++] = buf;
@@ -180,8 +227,8 @@ export class NetworkPath {
     return k;
   }
 
-  /** One of the peer's datagrams: -1 to deliver, KEEPALIVE, or the drop reason. */
-  private check(slab: Uint8Array, off: number, len: number, peer: Peer): number {
+  /** One of the peer's datagrams: DELIVER, KEEPALIVE, or the Drop reason. */
+  private judge(slab: Uint8Array, off: number, len: number, peer: Peer): number {
     if (len > this.tun.mtu + HEADER_LEN) return Drop.Oversize;
     if (len < HEADER_LEN) return Drop.Truncated;
     const byte0 = slab[off];
@@ -190,11 +237,93 @@ export class NetworkPath {
     const type = byte0 & 0x0f;
     if (type === TYPE_KEEPALIVE) return len === HEADER_LEN ? KEEPALIVE : Drop.BadHeader;
     if (type !== TYPE_DATA) return Drop.BadType;
-    const inner = off + HEADER_LEN;
-    const bad = checkPacket(slab, inner, len - HEADER_LEN, this.tun.mtu);
+    return this.admit(slab, off + HEADER_LEN, len - HEADER_LEN, peer);
+  }
+
+  /** An inner packet from peer: DELIVER, or why not (unsound, or its source outside the peer's allowed IPs). */
+  private admit(slab: Uint8Array, inner: number, len: number, peer: Peer): number {
+    const bad = checkPacket(slab, inner, len, this.tun.mtu);
     if (bad >= 0) return bad;
     if (this.peers.route(slab, sourceOffset(slab, inner), slab[inner] >> 4 === 4 ? 4 : 6) !== peer) return Drop.SourceNotAllowed;
-    return -1;
+    return DELIVER;
+  }
+
+  /** WireGuard: opens the batch's data messages (one native call), then judges each as
+   * decapsulate does; the rest go to the handshake. Returns the write entries. */
+  private open(n: number): number {
+    const slab = this.pool.slab;
+    const b = this.batch;
+    const segs = this.recvSegs;
+    const opener = this.opener!;
+    const out = this.opened;
+    for (let i = 0; i < n; i++) {
+      const bad = b.lens[i] < 0 || b.lens[i] > this.maxDatagram;
+      this.refused[i] = bad ? 1 : 0;
+      if (bad) b.lens[i] = 0;
+    }
+    opener.open(slab, b.offs, b.lens, n, segs, out);
+    let e = 0;
+    let k = 0;
+    let held = 0;
+    for (let i = 0; i < n; i++) {
+      const buf = b.take(i);
+      const len = b.lens[i];
+      const size = segs !== null && segs[i] > 0 ? segs[i] : 0;
+      const messages = size > 0 && len > size ? Math.ceil(len / size) : 1;
+      if (this.refused[i] === 1) {
+        e += messages;
+        this.dropBuf(buf, Drop.Oversize, i);
+        continue;
+      }
+      const source = this.sourceViews[i];
+      const first = k;
+      // A datagram's messages mostly share one keypair: the opener hears of each run once.
+      let runSlot = -1;
+      let runOk = false;
+      let runData = false;
+      for (let m = 0; m < messages; m++, e++) {
+        const off = out[e * 3];
+        const mlen = out[e * 3 + 1];
+        const slot = out[e * 3 + 2];
+        if (slot < 0) {
+          const reason = slot === WG_NOT_DATA ? opener.control(slab.subarray(off, off + mlen), source) : sealedDrop(slot);
+          if (reason >= 0) this.countDrop(reason, i);
+          continue;
+        }
+        const keepalive = mlen === 0;
+        if (slot !== runSlot) {
+          runSlot = slot;
+          runData = !keepalive;
+          runOk = opener.received(slot, source, keepalive);
+        } else if (runOk && !runData && !keepalive) {
+          runData = true;
+          runOk = opener.received(slot, source, false);
+        }
+        const peer = runOk ? opener.peerOf(slot) : null;
+        if (peer === null) {
+          this.countDrop(Drop.ExpiredKeypair, i);
+          continue;
+        }
+        if (keepalive) {
+          peer.rxKeepalives++;
+          continue;
+        }
+        const ipLen = declaredLength(slab, off, mlen);
+        const verdict = ipLen < 0 ? Drop.MalformedIp : this.admit(slab, off, ipLen, peer);
+        if (verdict !== DELIVER) {
+          this.countDrop(verdict, i);
+          continue;
+        }
+        this.writeOffs[k] = off;
+        this.writeLens[k] = ipLen;
+        this.writePeers[k] = peer;
+        k++;
+      }
+      if (k > first) this.held[held++] = buf;
+      else buf.release();
+    }
+    this.heldCount = held;
+    return k;
   }
 
   private write(k: number): void {
@@ -205,7 +334,7 @@ export class NetworkPath {
         written = this.io.tunWriteOffload(
           this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus, o.join, this.writeStats,
         );
-        this.writes += this.writeStats[0];
+        this.writes += this.writeStats[WRITE_STATS_WRITES];
       } else {
         written = this.io.tunWrite(this.tun.fd, this.pool.slab, this.writeOffs, this.writeLens, k, this.writeStatus);
         this.writes += k;
@@ -234,10 +363,10 @@ export class NetworkPath {
 
   private dropBuf(buf: PooledBuffer, reason: number, i: number): void {
     buf.release();
-    this.count(reason, i);
+    this.countDrop(reason, i);
   }
 
-  private count(reason: number, i: number): void {
+  private countDrop(reason: number, i: number): void {
     if (this.drops[reason]++ === 0) this.hooks.firstDrop(reason, formatEndpoint(this.recvSources, i * ENDPOINT_BYTES));
   }
 }

@@ -31,6 +31,9 @@ const stopForwarding = (): Summary => {
 
 const fwd: Forwarder = new Forwarder({
   config, log, fds: { tun, tunWriteFd, sock },
+  // Every worker's socket shares the local ip:port, so one thread keeps the peers' NAT
+  // mappings open for all of them.
+  keepalives: index === 0,
   // Stop here at once (a deleted device would otherwise keep waking us until the main
   // thread's stop arrives), then let the main thread take the process down.
   onFatal: (err) => {

@@ -19,10 +19,8 @@ import { closeUdp, openUdp } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { formatEndpoint } from "../net/address.ts";
 import type { ForwarderSnapshot } from "../telemetry/snapshot.ts";
-import type { Forwarder } from "./forwarder.ts";
+import type { ReloadResult } from "./reload.ts";
 import type { Summary } from "./summary.ts";
-
-export type ReloadResult = ReturnType<Forwarder["reload"]>;
 
 /** What a worker thread starts with (structured-cloned into it). */
 export interface WorkerData {

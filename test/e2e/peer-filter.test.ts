@@ -4,12 +4,16 @@
 // Each case sends one datagram per sender with no filter first (all must arrive: the strangers
 // can reach the socket), then with filters: only the admitted endpoints may arrive, the rest
 // must be counted by the kernel's drop count (SO_MEMINFO), and a re-attached filter replaces the
-// previous one. Needs root and iproute2.
+// previous one. In wireguard mode, crafted WireGuard messages and near misses: peers get in
+// with anything, strangers with exact handshake messages only. Needs root and iproute2.
 import t from "tap";
 import type { Test } from "tap";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { must, run } from "./lib/proc.ts";
+import { CRAFTED, sendCrafted } from "./lib/filter-probe.ts";
+import type { CraftedKind } from "./lib/filter-probe.ts";
+import { parseSnmp, diff } from "./lib/snmp.ts";
 import { NODE } from "./lib/udptun.ts";
 
 const NS = `ut${randomBytes(3).toString("hex")}-pf`;
@@ -89,4 +93,42 @@ t.test("dual-stack socket: IPv4 peers (written v4-mapped) arrive as IPv4 packets
   expectPhase(t, only4, senders, [p4], "IPv4 peer alone: no IPv6 sender gets in, not even one ending in the same 32 bits");
   expectPhase(t, only6, senders, [p6], "IPv6 peer alone: the IPv4 peer is now dropped");
   expectPhase(t, v6low, senders, ["[fd00::7f00:1]:41001"], "and the IPv6 endpoint ending in 127.0.0.1 does not admit 127.0.0.1");
+});
+
+t.test("wireguard mode, dual-stack socket: peers send anything, strangers handshake messages only", async (t) => {
+  const p4 = "127.0.0.1:41001";
+  const p6 = "[fd00::2]:41001";
+  const senders = [p4, "127.0.0.2:41001", p6, "[fd00::3]:41001"];
+  const kinds = Object.keys(CRAFTED) as CraftedKind[];
+  const handshakes: CraftedKind[] = ["initiation", "response", "cookie"];
+  const each = (from: string[], ks: CraftedKind[]): string[] => from.flatMap((s) => ks.map((k) => `${s} ${k}`));
+  const peers = ["[::ffff:127.0.0.1]:41001", p6];
+  const [wg, none, plain, tooMany] = await probe("[::]:0", senders, [
+    { filter: peers, mode: "wireguard", send: kinds },
+    { filter: [], mode: "wireguard", send: kinds },
+    { filter: peers, send: kinds },
+    { tooMany: 815, mode: "wireguard", send: kinds }, // refused: the plain filter stays
+  ]);
+  const all = senders.length * kinds.length;
+  const expectKinds = (r: PhaseResult, admitted: string[], what: string): void => {
+    t.same(r.received, [...admitted].sort(), `${what}: arrived ${JSON.stringify(r.received)}`);
+    t.equal(r.drops, all - admitted.length, `${what}: the kernel counted ${r.drops} dropped`);
+    t.notOk(r.stale, `${what}: nothing left over from an earlier phase`);
+  };
+  expectKinds(wg, [...each([p4, p6], kinds), ...each(["127.0.0.2:41001", "[fd00::3]:41001"], handshakes)],
+    "wireguard: every kind from the peers, only handshakes from the strangers");
+  t.equal(wg.instructions! - plain.instructions!, 12, "the wireguard program is the plain one plus the 12-instruction check");
+  expectKinds(none, each(senders, handshakes), "wireguard with no endpoints: handshakes from anyone, nothing else");
+  expectKinds(plain, each([p4, p6], kinds), "plain: the strangers' handshakes dropped too");
+  t.equal(tooMany.error, "E2BIG", `815 IPv4 endpoints refused in wireguard mode: ${tooMany.message}`);
+  expectKinds(tooMany, each([p4, p6], kinds), "the refused filter left the plain one in place");
+});
+
+t.test("sendCrafted: crafted datagrams leave a namespace from the asked source", async (t) => {
+  const before = parseSnmp(await must("ip", ["netns", "exec", NS, "cat", "/proc/net/snmp"]));
+  const r = await sendCrafted(NS, { from: "127.0.0.1:41009", to: "127.0.0.1:9", kinds: ["initiation", "data", "junk"], repeat: 100 });
+  const after = diff(parseSnmp(await must("ip", ["netns", "exec", NS, "cat", "/proc/net/snmp"])), before);
+  t.same(r, { from: "127.0.0.1:41009", sent: 300 }, "the source bound and the count sent");
+  t.equal(after["Udp.OutDatagrams"], 300, "the kernel sent them all");
+  t.equal(after["Udp.NoPorts"], 300, "and they all arrived (at a closed port)");
 });

@@ -296,7 +296,7 @@ typedef struct {
 /* Sends n super-packets (or whole packets) in one send_segments call and checks what the
  * receivers get: every expected segment, in order, and nothing else. */
 static int split(split_in_t *in, uint32_t n, int gso, int v6sock) {
-  int32_t offs[MAX_SPLIT], lens[MAX_SPLIT], status[MAX_SPLIT], bytes[MAX_SPLIT], state[3] = {0};
+  int32_t offs[MAX_SPLIT], lens[MAX_SPLIT], status[MAX_SPLIT], bytes[MAX_SPLIT], state[SEND_STATE_LEN] = {0};
   uint8_t dst[MAX_SPLIT * ENDPOINT_BYTES];
   for (uint32_t i = 0; i < n; i++) {
     offs[i] = (int32_t)(i * SUPER_ROOM);
@@ -309,9 +309,9 @@ static int split(split_in_t *in, uint32_t n, int gso, int v6sock) {
   drain(rx4);
   drain(rx6);
   batch_t b = {sp_slab, sizeof sp_slab, offs, lens, n};
-  uint32_t r = send_segments(v6sock ? tx6 : tx4, v6sock, &b, dst, status, bytes, state, ours, OURS_LEN, gso);
+  uint32_t r = send_segments(v6sock ? tx6 : tx4, v6sock, &b, dst, status, bytes, state, ours, OURS_LEN, gso, NULL);
   EXPECT(r == n, "processed %u of %u", r, n);
-  EXPECT(state[0] == 0 && state[1] == 0, "state %d %d", state[0], state[1]);
+  EXPECT(state[SEND_STATE_RESUME] == 0 && state[SEND_STATE_GSO_ERRNO] == 0, "state %d %d", state[SEND_STATE_RESUME], state[SEND_STATE_GSO_ERRNO]);
   got_count = 0;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t segs = segments_of(sp_orig[i], sp_len[i], in[i].gso_size), inner = 0;
@@ -406,7 +406,7 @@ static int split_batch(int gso) {
 static int split_malformed(void) {
   drain(rx4);
   pkt_t good = {.payload = 2000, .flags = ACK, .df = 1, .seq = 1};
-  int32_t offs[7], lens[7], status[7], bytes[7], state[3] = {0};
+  int32_t offs[7], lens[7], status[7], bytes[7], state[SEND_STATE_LEN] = {0};
   uint8_t dst[7 * ENDPOINT_BYTES];
   struct virtio_net_hdr h;
   for (int i = 0; i < 7; i++) {
@@ -426,7 +426,7 @@ static int split_malformed(void) {
   memcpy(sp_slab + offs[4], &h, VH);
   sp_slab[offs[5] + VH + 20 + 12] = 0x40; /* TCP data offset 4 words: shorter than a TCP header */
   batch_t b = {sp_slab, sizeof sp_slab, offs, lens, 7};
-  uint32_t r = send_segments(tx4, 0, &b, dst, status, bytes, state, ours, OURS_LEN, 1);
+  uint32_t r = send_segments(tx4, 0, &b, dst, status, bytes, state, ours, OURS_LEN, 1, NULL);
   EXPECT(r == 7, "processed %u", r);
   int32_t want_status[7] = {2, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, -EBADMSG, 2};
   for (int i = 0; i < 7; i++) EXPECT(status[i] == want_status[i], "packet %d: status %d, want %d", i, status[i], want_status[i]);
@@ -439,14 +439,14 @@ static int split_malformed(void) {
 static int split_wrong_family(void) {
   drain(rx4);
   pkt_t p = {.payload = 100, .flags = ACK, .df = 1};
-  int32_t offs[2] = {0, (int32_t)SUPER_ROOM}, lens[2], status[2], bytes[2], state[3] = {0};
+  int32_t offs[2] = {0, (int32_t)SUPER_ROOM}, lens[2], status[2], bytes[2], state[SEND_STATE_LEN] = {0};
   uint8_t dst[2 * ENDPOINT_BYTES];
   lens[0] = (int32_t)build_super(&p, 1000, sp_slab);
   lens[1] = (int32_t)build_super(&p, 1000, sp_slab + SUPER_ROOM);
   memcpy(dst, ep_rx6, ENDPOINT_BYTES);
   memcpy(dst + ENDPOINT_BYTES, ep_rx4, ENDPOINT_BYTES);
   batch_t b = {sp_slab, sizeof sp_slab, offs, lens, 2};
-  uint32_t r = send_segments(tx4, 0, &b, dst, status, bytes, state, ours, OURS_LEN, 1);
+  uint32_t r = send_segments(tx4, 0, &b, dst, status, bytes, state, ours, OURS_LEN, 1, NULL);
   EXPECT(r == 2 && status[0] == -EAFNOSUPPORT && status[1] == 1, "processed %u, status %d %d", r, status[0], status[1]);
   EXPECT(recv(rx4, dgram, sizeof dgram, 0) > 0, "the good packet was not sent");
   return 1;

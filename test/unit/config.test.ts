@@ -162,6 +162,16 @@ t.test("workers: 1 (one thread, as before) unless set; 1 to 16 accepted", (t) =>
   t.end();
 });
 
+t.test("peers[].persistentKeepalive: off (0) unless set; 0 to 65535 seconds, as WireGuard's", (t) => {
+  t.equal(validateConfig(minimal()).peers[0].persistentKeepalive, 0, "absent: off");
+  for (const n of [0, 1, 25, 65535]) {
+    const c = minimal();
+    c.peers[0].persistentKeepalive = n;
+    t.equal(validateConfig(c).peers[0].persistentKeepalive, n, `${n}`);
+  }
+  t.end();
+});
+
 t.test("accepted variations", (t) => {
   const mtu = minimal();
   mtu.device.mtu = 1000;
@@ -334,6 +344,12 @@ t.test("errors name the field and the bad value", (t) => {
     const noAllowed = a();
     noAllowed.peers[0].allowedIps = [];
     rejects(t, noAllowed, "peers[0].allowedIps", "[]");
+
+    for (const bad of [-1, 65536, 1.5, "25", null]) {
+      const ka = a();
+      ka.peers[0].persistentKeepalive = bad;
+      rejects(t, ka, "peers[0].persistentKeepalive", JSON.stringify(bad), "0 to 65535");
+    }
 
     const badPrefix = a();
     badPrefix.peers[0].allowedIps = ["10.77.0.2/32", "10.77.0.0/40"];

@@ -3,14 +3,15 @@
 // only good segments written, the buffer back once written); a super-packet the socket
 // takes in part is resumed where it stopped, its segments counted once.
 import t from "tap";
+import { JOIN_TCP, SEND_STATE_RESUME, VNET_HDR_LEN, WRITE_STATS_WRITES } from "../../src/native/addon.ts";
 import type { PacketIo } from "../../src/native/addon.ts";
 import { ENDPOINT_BYTES, encodeEndpoint, parseIp, parsePrefix } from "../../src/net/address.ts";
 import { BufferPool } from "../../src/pool/buffer-pool.ts";
-import { DATAGRAM_START, HEADROOM, SUPER_BUFFER_SIZE, VNET_HDR_LEN } from "../../src/tunnel/constants.ts";
+import { DATAGRAM_START, HEADROOM, SUPER_BUFFER_SIZE } from "../../src/tunnel/constants.ts";
 import { DevicePath } from "../../src/tunnel/device-path.ts";
 import { Drop } from "../../src/tunnel/drops.ts";
 import { fixIpv4Checksum } from "./lib/packets.ts";
-import { JOIN_TCP, NetworkPath } from "../../src/tunnel/network-path.ts";
+import { NetworkPath } from "../../src/tunnel/network-path.ts";
 import { Peer, PeerTable } from "../../src/tunnel/peers.ts";
 
 const MTU = 1420;
@@ -71,7 +72,7 @@ t.test("a GRO datagram: each segment judged alone, good ones written, the buffer
         written.push(Uint8Array.from(slab.subarray(offs[i], offs[i] + lens[i])));
         status[i] = 0;
       }
-      stats[0] = 1;
+      stats[WRITE_STATS_WRITES] = 1;
       t.equal(pool.inUse, 1, "the datagram's buffer is held until the write");
       return count;
     },
@@ -137,7 +138,7 @@ t.test("super-packets: a send cut short resumes where it stopped, segments count
       return 2;
     },
     udpSendSegments(_fd, _v6, _slab, offs, lens, count, dst, status, bytes, state, header, gso) {
-      calls.push({ count, resume: state[0] });
+      calls.push({ count, resume: state[SEND_STATE_RESUME] });
       t.same(Array.from(header), DATA, "our data header for every segment");
       t.equal(gso, 1);
       t.same(dst.subarray(0, ENDPOINT_BYTES), peerEndpoint, "to the peer");
@@ -148,12 +149,12 @@ t.test("super-packets: a send cut short resumes where it stopped, segments count
         bytes[0] = 3000 + 4 * 40;
         status[1] = 2;
         bytes[1] = 1200;
-        state[0] = 2;
+        state[SEND_STATE_RESUME] = 2;
         return 1;
       }
       status[0] = 3; // the 3 segments left
       bytes[0] = 3000 + 4 * 40 - 1200;
-      state[0] = 0;
+      state[SEND_STATE_RESUME] = 0;
       return count;
     },
   } as PacketIo;

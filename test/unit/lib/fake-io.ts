@@ -1,6 +1,6 @@
-// A fake of the addon's four batch I/O calls (src/native/addon.ts PacketIo), keeping the
-// contract of src/native/{udp,tun,udptun}.c: the batch is bounds-checked against the slab
-// as arg_batch does; udpRecv copies each datagram into its room and reports -1 for one that
+// A fake of the addon's four plain batch I/O calls (src/native/addon.ts PacketIo), keeping
+// the contract of src/native/{udp,tun,udptun}.c: the batch is bounds-checked against the
+// slab as arg_batch does, with the addon's own batch limits; udpRecv copies each datagram into its room and reports -1 for one that
 // did not fit (MSG_TRUNC) and a 20-byte source; tunRead never hands over more than the room;
 // tunWrite returns how many were written, with a status per packet; udpSend returns how many
 // it processed (fewer only on EAGAIN), each with status 0 or -errno, and fails a datagram
@@ -9,13 +9,12 @@
 // Beyond the C contract it checks what the paths promise about buffers: every packet sits in
 // its own pool buffer, datagrams land 4 bytes before the headroom and packets at it, and
 // nothing is read from the TUN device while a send batch is held back.
+import { MAX_BATCH, MAX_WRITE_BATCH } from "../../../src/native/addon.ts";
 import type { PacketIo } from "../../../src/native/addon.ts";
 import { EAFNOSUPPORT } from "./oracle.ts";
 import type { SentDatagram } from "./oracle.ts";
 import type { WireDatagram } from "./packets.ts";
 import { BUFFER_SIZE, ENDPOINT_LEN, HEADROOM, MTU, WIRE_HEADER } from "./world.ts";
-
-const MAX_BATCH = 256;
 
 export class ContractError extends Error {
   override name = "ContractError";
@@ -36,9 +35,9 @@ export interface FakeIoOptions {
   /** k -> errno: the k-th datagram handed to sendmmsg fails alone. */
   sendFailures?: ReadonlyMap<number, number>;
   /**
-   * Let udpSend hit EAGAIN before it has processed anything (return 0). Off by default:
-   * DevicePath.send() loses the held batch when that happens (it nulls the buffers it keeps
-   * when done === 0, then throws on the retry); turn it on once that is fixed.
+   * Let udpSend hit EAGAIN before it has processed anything (return 0), as the kernel may;
+   * the device path must then keep its whole batch. Off: a send budget of 0 still lets the
+   * first datagram through.
    */
   eagainFirst?: boolean;
 }
@@ -103,7 +102,7 @@ export class FakeIo implements PacketIo {
   udpRecv(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array): number {
     this.calls.udpRecv++;
     this.role("network", "udpRecv");
-    this.batch("udpRecv", fd, slab, offs, lens, count, HEADROOM - WIRE_HEADER, BUFFER_SIZE - (HEADROOM - WIRE_HEADER));
+    this.batch("udpRecv", fd, slab, offs, lens, count, MAX_BATCH, HEADROOM - WIRE_HEADER, BUFFER_SIZE - (HEADROOM - WIRE_HEADER));
     if (sources.length < count * ENDPOINT_LEN) throw new ContractError(`udpRecv: sources holds ${sources.length} bytes for ${count}`);
     const n = Math.min(count, this.pending, this.cap());
     for (let i = 0; i < n; i++) {
@@ -121,7 +120,7 @@ export class FakeIo implements PacketIo {
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number {
     this.calls.tunWrite++;
     this.role("network", "tunWrite");
-    this.batch("tunWrite", fd, slab, offs, lens, count, HEADROOM, -1);
+    this.batch("tunWrite", fd, slab, offs, lens, count, MAX_WRITE_BATCH, HEADROOM, -1);
     if (status.length < count) throw new ContractError(`tunWrite: status holds ${status.length} for ${count}`);
     let ok = 0;
     for (let i = 0; i < count; i++) {
@@ -140,7 +139,7 @@ export class FakeIo implements PacketIo {
     this.calls.tunRead++;
     this.role("device", "tunRead");
     if (this.held > 0) throw new ContractError(`tunRead while ${this.held} datagrams wait for the socket (reads must pause)`);
-    this.batch("tunRead", fd, slab, offs, lens, count, HEADROOM, MTU);
+    this.batch("tunRead", fd, slab, offs, lens, count, MAX_BATCH, HEADROOM, MTU);
     const n = Math.min(count, this.pending, this.cap());
     for (let i = 0; i < n; i++) {
       const p = this.tunIn[this.next++];
@@ -157,7 +156,7 @@ export class FakeIo implements PacketIo {
   ): number {
     this.calls.udpSend++;
     this.role("device", "udpSend");
-    this.batch("udpSend", fd, slab, offs, lens, count, HEADROOM - WIRE_HEADER, -1);
+    this.batch("udpSend", fd, slab, offs, lens, count, MAX_BATCH, HEADROOM - WIRE_HEADER, -1);
     if (v6 !== (this.opts.v6socket ? 1 : 0)) throw new ContractError(`udpSend: v6 flag ${v6} is not the socket's`);
     if (destinations.length < count * ENDPOINT_LEN || status.length < count) {
       throw new ContractError(`udpSend: destinations/status too small for ${count}`);
@@ -203,13 +202,14 @@ export class FakeIo implements PacketIo {
     if (this.opts.role !== want) throw new ContractError(`the ${this.opts.role} path called ${call}`);
   }
 
-  /** arg_batch's checks, plus where in its pool buffer each packet must sit. */
+  /** arg_batch_max's checks (max: the call's limit), plus where in its pool buffer each packet must sit. */
   private batch(
-    call: string, fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, at: number, room: number,
+    call: string, fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, max: number, at: number,
+    room: number,
   ): void {
     if (fd !== -1) throw new ContractError(`${call}: fd ${fd}`);
     if (slab !== this.opts.slab) throw new ContractError(`${call}: not the pool's slab`);
-    if (!Number.isInteger(count) || count < 0 || count > MAX_BATCH || count > offs.length || count > lens.length) {
+    if (!Number.isInteger(count) || count < 0 || count > max || count > offs.length || count > lens.length) {
       throw new ContractError(`${call}: count ${count} out of range`);
     }
     const seen = new Set<number>();
