@@ -466,20 +466,20 @@ function svg(rows, meta, mach) {
     }),
   );
   let total = 40 + h1;
-  if (fwdLabels.length) {
-    parts.push(
-      panel({
-        rows, labels: fwdLabels, cats, colors, y0: total, width, height: h2,
-        metric: (r) => r?.cpu_us_per_pkt,
-        title: 'Forwarder CPU per packet moved (mean of both forwarders)',
-        unit: 'us / packet',
-      }),
-    );
+  // a lower panel, drawn when it has something to show
+  const lower = (opts) => {
+    if (!opts.labels.length) return;
+    parts.push(panel({ rows, cats, colors, width, height: h2, ...opts, y0: total }));
     total += h2;
-  }
+  };
+  lower({
+    labels: fwdLabels,
+    metric: (r) => r?.cpu_us_per_pkt,
+    title: 'Forwarder CPU per packet moved (mean of both forwarders)',
+    unit: 'us / packet',
+  });
   // The WireGuard rows: udptun's against wireguard-go-2023 and the encrypted C loop (one
   // bar per udptun row and ratio), then every encrypted tunnel's CPU per delivered packet.
-  const wgLabels = labels.filter((l) => rows.some((r) => r.label === l && r.transport === 'wireguard'));
   const ratioRows = [];
   for (const r of rows) {
     if (r.kind !== 'udptun' || r.transport !== 'wireguard') continue;
@@ -490,29 +490,19 @@ function svg(rows, meta, mach) {
   }
   const ratioLabels = [...new Set(ratioRows.map((r) => r.label))];
   ratioLabels.forEach((l, i) => (colors[l] = PALETTE[(labels.length + i) % PALETTE.length]));
-  if (ratioLabels.length) {
-    parts.push(
-      panel({
-        rows: ratioRows, labels: ratioLabels, cats, colors, y0: total, width, height: h2,
-        metric: (r) => r?.ratio,
-        title: "udptun's WireGuard rows against wireguard-go-2023 and the encrypted C loop (ratio of medians, 1 = level)",
-        unit: 'x',
-      }),
-    );
-    total += h2;
-  }
-  const wgCpuLabels = wgLabels.filter((l) => rows.some((r) => r.label === l && r.cpu_us_per_delivered_pkt));
-  if (wgCpuLabels.length) {
-    parts.push(
-      panel({
-        rows, labels: wgCpuLabels, cats, colors, y0: total, width, height: h2,
-        metric: (r) => r?.cpu_us_per_delivered_pkt,
-        title: 'WireGuard tunnels: forwarder CPU per delivered data packet (mean of both forwarders)',
-        unit: 'us / delivered packet',
-      }),
-    );
-    total += h2;
-  }
+  lower({
+    rows: ratioRows,
+    labels: ratioLabels,
+    metric: (r) => r?.ratio,
+    title: "udptun's WireGuard rows against wireguard-go-2023 and the encrypted C loop (ratio of medians, 1 = level)",
+    unit: 'x',
+  });
+  lower({
+    labels: labels.filter((l) => rows.some((r) => r.label === l && r.transport === 'wireguard' && r.cpu_us_per_delivered_pkt)),
+    metric: (r) => r?.cpu_us_per_delivered_pkt,
+    title: 'WireGuard tunnels: forwarder CPU per delivered data packet (mean of both forwarders)',
+    unit: 'us / delivered packet',
+  });
   const perLine = Math.max(1, Math.floor((width - 70) / 190));
   const legendLabels = [...labels, ...ratioLabels];
   const legendY = total + 10;
