@@ -141,11 +141,6 @@ async function main(): Promise<void> {
     console.log("config ok");
     return;
   }
-  // Until the data path speaks WireGuard (the integrator removes this with DEFAULTS.transport's flip).
-  if (config.transport === "wireguard") {
-    console.error('udptun: the wireguard transport is not in the data path yet: `check` reads this config, `run` needs "transport": "plain"');
-    process.exit(EXIT_USAGE);
-  }
   await run(config, load, version());
 }
 

@@ -185,6 +185,9 @@ export function validateConfig(raw: unknown, opts: ValidateOptions = {}): Config
   };
 
   const workers = top.workers === undefined ? DEFAULTS.workers : integer(top.workers, "workers", 1, MAX_WORKERS);
+  // One keypair table and one replay window per session, read by a single thread: several
+  // workers would each need the sessions (and their counters) shared safely.
+  if (workers > 1 && transport === "wireguard") throw new ConfigError("workers", `${workers}: the wireguard transport runs on one thread (workers: 1); several workers need "transport": "plain"`);
 
   return deepFreeze({ transport, privateKey, publicKey, device, listen, peers, metrics, log: { level }, socket, pools, offloads, workers, warnings } as Config);
 }

@@ -124,6 +124,38 @@ export const CATALOGUE: readonly Instrument[] = [
     },
   },
   {
+    scope: "forwarder", name: "udptun.wireguard.latest_handshake_timestamp_seconds", kind: "gauge", unit: "s", labels: [PEER],
+    help: "WireGuard: Unix time of the peer's latest completed handshake (0: none yet), as `wg show` reports it.",
+    read: (s, emit) => {
+      for (const p of s.peers) if (p.wireguard) emit(p.wireguard.latestHandshake, { peer: p.name });
+    },
+  },
+  {
+    scope: "forwarder", name: "udptun.wireguard.handshakes", kind: "counter", unit: "{handshakes}",
+    labels: [PEER, { name: "event", values: ["initiated", "completed", "failed"] }],
+    help: "WireGuard handshakes by peer: initiations sent (retransmissions included), sessions completed (either role), attempts given up.",
+    read: (s, emit) => {
+      for (const p of s.peers) {
+        if (!p.wireguard) continue;
+        emit(p.wireguard.handshakesInitiated, { peer: p.name, event: "initiated" });
+        emit(p.wireguard.handshakesCompleted, { peer: p.name, event: "completed" });
+        emit(p.wireguard.handshakesFailed, { peer: p.name, event: "failed" });
+      }
+    },
+  },
+  {
+    scope: "forwarder", name: "udptun.wireguard.cookies", kind: "counter", unit: "{messages}",
+    labels: [PEER, { name: "direction", values: ["sent", "received"] }],
+    help: "WireGuard cookie replies by peer: sent under load (to its responses), received and accepted.",
+    read: (s, emit) => {
+      for (const p of s.peers) {
+        if (!p.wireguard) continue;
+        emit(p.wireguard.cookiesSent, { peer: p.name, direction: "sent" });
+        emit(p.wireguard.cookiesReceived, { peer: p.name, direction: "received" });
+      }
+    },
+  },
+  {
     scope: "forwarder", name: "udptun.socket.full", kind: "counter", unit: "{events}", labels: noLabels,
     help: "Times the UDP socket's send buffer was full and TUN reads paused.",
     read: (s, emit) => emit(s.socketFull),

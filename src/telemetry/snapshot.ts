@@ -29,6 +29,18 @@ export interface PeerCounters {
   rxPackets: number;
   rxBytes: number;
   rxKeepalives: number;
+  /** WireGuard peers only: the protocol's own counters. */
+  wireguard?: WireGuardPeerCounters;
+}
+
+export interface WireGuardPeerCounters {
+  /** Unix seconds of the latest completed handshake; 0 = none yet. */
+  latestHandshake: number;
+  handshakesInitiated: number;
+  handshakesCompleted: number;
+  handshakesFailed: number;
+  cookiesSent: number;
+  cookiesReceived: number;
 }
 
 export interface ForwarderSnapshot {
@@ -67,9 +79,13 @@ export function readForwarder(fwd: Forwarder, worker?: string): ForwarderSnapsho
     pools: { device: poolCounters(fwd.devicePool), network: poolCounters(fwd.networkPool) },
     device: { packets: device.packets, bytes: device.bytes, drops: Array.from(device.drops) },
     network: { packets: network.packets, bytes: network.bytes, drops: Array.from(network.drops) },
-    peers: fwd.peers.peers.map((p) => ({
-      name: p.name, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes, rxKeepalives: p.rxKeepalives,
-    })),
+    peers: fwd.peers.peers.map((p) => {
+      const wg = fwd.wg?.countersOf(p);
+      return {
+        name: p.name, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes, rxKeepalives: p.rxKeepalives,
+        ...(wg ? { wireguard: { ...wg, latestHandshake: wg.lastHandshakeTime / 1000 } } : {}),
+      };
+    }),
     socketFull: fwd.tunWatch.pauses.socketFull,
     receiveDrops: fwd.receiveDrops,
     pausedDeviceSeconds: fwd.tunWatch.pausedSeconds,

@@ -4,12 +4,14 @@
 //   fds.ts         the socket, then the device (or both handed over by the main thread)
 //   offloads.ts    what the config asks and the kernel takes
 //   pools.ts       the two pools, sized for what the offloads let each path read
-//   plain.ts       the transport: the two paths and its keepalives (transport.ts: the contract)
+//   plain.ts       a transport: the two paths and its keepalives (transport.ts: the contract)
+//   wireguard.ts   the other: the paths sealing and opening, and the WireGuard protocol
 //   wiring.ts      the readiness watches that drive the paths, and back-pressure
 //   reload.ts      what a new config's peers change (SIGHUP)
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
 import type { TunDevice } from "../native/tun.ts";
+import { FILTER_PLAIN, FILTER_WIREGUARD } from "../native/addon.ts";
 import { ReceiveDrops } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { formatEndpoint } from "../net/address.ts";
@@ -22,6 +24,7 @@ import type { NetworkOffloads } from "./network-path.ts";
 import { negotiateOffloads, offloadSummary } from "./offloads.ts";
 import { Peer, PeerTable } from "./peers.ts";
 import { PlainTransport } from "./plain.ts";
+import { WireGuardTransport } from "./wireguard.ts";
 import { createPools } from "./pools.ts";
 import type { Pools } from "./pools.ts";
 import { planReload } from "./reload.ts";
@@ -54,6 +57,8 @@ export class Forwarder {
   private readonly pools: Pools;
   private readonly endpoints: Endpoints;
   private readonly transport: Transport;
+  /** The transport when it is WireGuard (its protocol state, for metrics). */
+  readonly wg: WireGuardTransport | null = null;
   private readonly wiring: Wiring;
   /** Offloads in use; the device path turns GSO off if the kernel refuses it mid-run. */
   readonly deviceOffloads: DeviceOffloads;
@@ -70,8 +75,11 @@ export class Forwarder {
     this.table = new PeerTable(config.peers.map((p) => new Peer(p.name, p.allowedIps)));
     // IP literals take effect now, so the socket's filter admits them from its first moments;
     // names are looked up once the forwarder is complete (their answers touch the socket).
-    this.endpoints = new Endpoints(this.table, config.peers.map((p) => p.endpoint),
-      { log, peerFilter: config.socket.peerFilter });
+    const wireguard = config.transport === "wireguard";
+    this.endpoints = new Endpoints(this.table, config.peers.map((p) => p.endpoint), {
+      log, peerFilter: config.socket.peerFilter, filterMode: wireguard ? FILTER_WIREGUARD : FILTER_PLAIN,
+      onEndpoint: (peer) => this.wg?.endpointKnown(peer),
+    });
     this.fds = openFds(config, opts.fds, (sock) => this.endpoints.attach(sock));
     this.drops = new ReceiveDrops(this.fds.sock);
     this.dropsTimer = setInterval(() => this.drops.read(), DROPS_READ_MS).unref();
@@ -84,7 +92,13 @@ export class Forwarder {
 
     this.wiring = new Wiring(this.fds, this.pools, log, opts.onFatal);
     const parts = { fds: this.fds, pools: this.pools, offloads, peers: this.table, log };
-    this.transport = new PlainTransport(parts, this.wiring.hooks, { keepalives: opts.keepalives ?? true });
+    if (config.transport === "wireguard") {
+      this.wg = new WireGuardTransport(parts, this.wiring.hooks, config, { moved: (peer, ep) => this.endpoints.moved(peer, ep) });
+      this.transport = this.wg;
+    } else {
+      log.warn("transport plain: datagrams are neither authenticated nor encrypted; anyone who can forge a peer's address writes into the device");
+      this.transport = new PlainTransport(parts, this.wiring.hooks, { keepalives: opts.keepalives ?? true });
+    }
     this.transport.setPeers(this.table, config.peers);
     this.endpoints.start();
     this.wiring.start(this.transport);

@@ -218,6 +218,13 @@ export class WgDevice {
     return peer;
   }
 
+  /** Where the peer is, from configuration (an address, a name resolved): handshakes go there
+   * until an authenticated message moves it. */
+  setEndpoint(peer: WgPeer, endpoint: Uint8Array): void {
+    checkLength(`peer ${peer.name}: endpoint`, endpoint, ENDPOINT_BYTES);
+    peerState(peer).endpoint = Uint8Array.from(endpoint);
+  }
+
   /** Removes the peer and all its keypairs. False if no peer has this key. */
   removePeer(publicKey: Uint8Array): boolean {
     const peer = this.#byKey.get(keyOf(publicKey));

@@ -25,7 +25,13 @@ function snapshot(worker?: string, base = 0): ForwarderSnapshot {
     pools: { device: pool("device_gso", 65_600), network: pool("network_gro", 65_600) },
     device: { packets: next(), bytes: next(), drops: drops() },
     network: { packets: next(), bytes: next(), drops: drops() },
-    peers: ["b", "c"].map((name) => ({ name, txPackets: next(), txBytes: next(), rxPackets: next(), rxBytes: next(), rxKeepalives: next() })),
+    peers: ["b", "c"].map((name) => ({
+      name, txPackets: next(), txBytes: next(), rxPackets: next(), rxBytes: next(), rxKeepalives: next(),
+      wireguard: {
+        latestHandshake: next(), handshakesInitiated: next(), handshakesCompleted: next(), handshakesFailed: next(),
+        cookiesSent: next(), cookiesReceived: next(),
+      },
+    })),
     socketFull: next(),
     receiveDrops: next(),
     pausedDeviceSeconds: next(),
