@@ -175,7 +175,10 @@ stop_perf() {
   fi
   PERF_PID=
 }
-topo_install_trap 'stop_perf; remove_maps'
+# WireGuard's key files when udptun's transport is WireGuard (lib/udptun-config.mjs): a
+# private temp folder, removed on exit
+KEY_DIR=
+topo_install_trap 'stop_perf; remove_maps; [[ -n $KEY_DIR ]] && rm -rf -- "$KEY_DIR"'
 
 json_str() { local s=$1; s=${s//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
@@ -197,8 +200,9 @@ est=$(((WARMUP + SECS + 12) * ${#PASSES[@]}))
 plog "passes: ${PASSES[*]}; ${SECS}s of samples each after ${WARMUP}s warm-up (about ${est}s); namespaces $PREFIX-a/$PREFIX-b"
 plog "results: $RUN_DIR"
 
+KEY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/udptun-profile-keys.XXXXXX") || die "cannot make a folder for the key files"
 for side in a b; do
-  "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" "$UDPTUN_CONFIG" >"$RUN_DIR/$side.json" || die "cannot write the udptun config"
+  "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" "$UDPTUN_CONFIG" "$KEY_DIR" >"$RUN_DIR/$side.json" || die "cannot write the udptun config"
 done
 cfg() { "$NODE" -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(eval("c."+process.argv[2]))' "$RUN_DIR/$1.json" "$2"; }
 METRICS_A=$(cfg a metrics.listen); METRICS_B=$(cfg b metrics.listen)

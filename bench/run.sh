@@ -12,14 +12,18 @@
 #   ceiling-c     bench/ceiling/fwd.c: udptun's plain batched loop in C, no JS
 #   ceiling-c-offload  bench/ceiling/fwd-offload.c: udptun's offload path (the addon's
 #                 own split/send and join/write code) in a C loop, no JS
-#   udptun        the project's forwarder (dist/src/cli.js), once per --udptun-variant
+#   ceiling-c-wg  bench/ceiling/fwd-wg.c: the same loop sealing and opening WireGuard data
+#                 messages with the addon's own code (the encrypted ceiling)
+#   udptun        the project's forwarder (dist/src/cli.js), once per --udptun-variant:
+#                 its default transport (WireGuard) as "udptun", "transport": "plain" as
+#                 "udptun:plain"
 #   veth-tso      (not in the default set) veth at MTU 1500 with offloads on
 #
 # Prints progress on stderr and a table on stdout; writes
 # bench/results/latest.{json,svg,txt} and keeps the raw iperf3 JSON under
 # bench/results/runs/<stamp>/. Needs root, iproute2, iperf3, ethtool, curl,
-# iputils-ping, wireguard-go + wireguard-tools, a C compiler, trixie's wireguard-go
-# (--install-deps).
+# iputils-ping, wireguard-go + wireguard-tools, a C compiler, OpenSSL 3's headers
+# (libssl-dev), trixie's wireguard-go (--install-deps).
 set -u -o pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,9 +33,9 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [options]
   --only LIST            scenarios, comma-separated (default: veth,vxlan,wireguard-go,
-                         wireguard-go-2023,ceiling-c,ceiling-c-offload,udptun)
+                         wireguard-go-2023,ceiling-c,ceiling-c-offload,ceiling-c-wg,udptun)
                          available: veth veth-tso vxlan wireguard-go wireguard-go-2023
-                         ceiling-c ceiling-c-offload udptun
+                         ceiling-c ceiling-c-offload ceiling-c-wg udptun
   --runs N               runs per test (default 3)
   --time S               iperf3 -t seconds (default 5)
   --udp-rates LIST       UDP offered rates, 0 = flood (default 500M,1G,2G,4G,0)
@@ -53,8 +57,9 @@ usage: bench/run.sh [options]
                          run udptun once per variant (repeatable), as row
                          "udptun:NAME" with JSON merged into the config; e.g.
                          --udptun-variant off='{}' --udptun-variant gso='{"x":1}'
-                         (default: every offload on as "udptun", then each one
-                         off in turn, then all off: the optimisations on and off)
+                         (default: every offload on as "udptun" with udptun's default
+                         transport, "plain" with "transport": "plain", then each
+                         offload off in turn, then all off: the optimisations on and off)
   --underlay-offloads default|off
                          veth offloads under the tunnels (default: kernel default)
   --pin-iperf C,S        pin the iperf3 client to CPU C and the server to CPU S
@@ -78,7 +83,7 @@ usage: bench/run.sh [options]
 EOF
 }
 
-ONLY=veth,vxlan,wireguard-go,wireguard-go-2023,ceiling-c,ceiling-c-offload,udptun
+ONLY=veth,vxlan,wireguard-go,wireguard-go-2023,ceiling-c,ceiling-c-offload,ceiling-c-wg,udptun
 RUNS=3
 TIME=5
 UDP_RATES="500M 1G 2G 4G 0"
@@ -198,7 +203,7 @@ fi
 # ------------------------------------------------------------ scenarios
 IFS=, read -r -a SCEN <<<"$ONLY"
 for s in "${SCEN[@]}"; do
-  case $s in veth | veth-tso | vxlan | wireguard-go | wireguard-go-2023 | ceiling-c | ceiling-c-offload | udptun) ;; *) die "unknown scenario $s" ;; esac
+  case $s in veth | veth-tso | vxlan | wireguard-go | wireguard-go-2023 | ceiling-c | ceiling-c-offload | ceiling-c-wg | udptun) ;; *) die "unknown scenario $s" ;; esac
 done
 has_scen() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -206,9 +211,11 @@ has_scen() { [[ ",$ONLY," == *",$1,"* ]]; }
 UDPTUN_LABELS=()
 UDPTUN_FRAGS=()
 if [[ ${#UDPTUN_VARIANTS[@]} -eq 0 ]]; then
-  # The optimisations on and off: all on, each offload off in turn, all off.
+  # The default transport (WireGuard) and plain; the optimisations on and off: all on,
+  # each offload off in turn, all off.
   UDPTUN_LABELS=(udptun); UDPTUN_FRAGS=("$UDPTUN_BASE_FRAGMENT")
   UDPTUN_VARIANTS=(
+    'plain={"transport":"plain"}'
     'no-coalesce={"offloads":{"coalesce":false}}'
     'no-gso-gro={"offloads":{"udpGso":false,"udpGro":false}}'
     'no-tun-offload={"offloads":{"tun":false}}'
@@ -230,7 +237,7 @@ fi
 # ------------------------------------------------------------ dependencies
 if ((INSTALL_DEPS)); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    iperf3 ethtool iputils-ping curl iproute2 util-linux wireguard-go wireguard-tools gcc libc6-dev >/dev/null ||
+    iperf3 ethtool iputils-ping curl iproute2 util-linux wireguard-go wireguard-tools gcc libc6-dev libssl-dev >/dev/null ||
     die "apt-get install failed"
   "$ROOT_DIR/scripts/fetch-wireguard-trixie.sh" >&2 || die "could not fetch trixie's wireguard-go"
 fi
@@ -242,10 +249,12 @@ if has_scen wireguard-go-2023; then
     [[ -n $c && -x $c ]] || die "wireguard-go-2023: ${c:-the trixie wireguard-go} missing (run scripts/fetch-wireguard-trixie.sh, or use --install-deps)"
   done
 fi
-{ has_scen ceiling-c || has_scen ceiling-c-offload; } && { command -v cc >/dev/null || missing+=(cc); }
+{ has_scen ceiling-c || has_scen ceiling-c-offload || has_scen ceiling-c-wg; } && { command -v cc >/dev/null || missing+=(cc); }
+# the encrypted C loop links the system's OpenSSL 3 (its headers: libssl-dev)
+has_scen ceiling-c-wg && { [[ -f /usr/include/openssl/evp.h ]] || missing+=("OpenSSL headers (libssl-dev)"); }
 has_scen udptun && { command -v curl >/dev/null || missing+=(curl); }
 if [[ ${#missing[@]} -gt 0 ]]; then
-  die "missing tools: ${missing[*]} (apt-get install iperf3 ethtool iputils-ping curl wireguard-go wireguard-tools gcc, or use --install-deps)"
+  die "missing tools: ${missing[*]} (apt-get install iperf3 ethtool iputils-ping curl wireguard-go wireguard-tools gcc libssl-dev, or use --install-deps)"
 fi
 [[ -c /dev/net/tun ]] || die "/dev/net/tun missing"
 
@@ -287,7 +296,7 @@ plan=()
 n_dirs=$(wc -w <<<"$DIRS")
 for s in "${SCEN[@]}"; do
   kinds=("$s")
-  [[ $s == ceiling-c-offload ]] && kinds=(ceiling-c)
+  [[ $s == ceiling-c-offload || $s == ceiling-c-wg ]] && kinds=(ceiling-c)
   [[ $s == wireguard-go-2023 ]] && kinds=(wireguard-go)
   [[ $s == udptun ]] && { kinds=(); for l in "${UDPTUN_LABELS[@]}"; do kinds+=("$(udptun_spec_kind "$l")"); done; }
   for kind in $(printf '%s\n' "${kinds[@]}" | sort -u); do
@@ -315,10 +324,19 @@ variant_args=()
 for i in "${!UDPTUN_LABELS[@]}"; do variant_args+=("${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}"); done
 has_scen udptun || variant_args=()
 WG_PATHS="$WG_BOOKWORM_GO"$'\n'"$WG_BOOKWORM"$'\n'"$WG_TRIXIE_GO"$'\n'"$WG_TRIXIE" TCP_CC_SKIPPED=$TCP_CC_SKIPPED \
-MACHINE_CC=$(sysctl -n net.ipv4.tcp_congestion_control) RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET "$UDPTUN_NODE" -e '
+MACHINE_CC=$(sysctl -n net.ipv4.tcp_congestion_control) RETRY_NOISY=$RETRY_NOISY QUIET_WAIT=$QUIET_WAIT RETRY_BUDGET=$RETRY_BUDGET \
+UDPTUN_CONFIG_MJS=$BENCH_DIR/lib/udptun-config.mjs "$UDPTUN_NODE" --input-type=module -e '
+  const { transportOf, ceilingOf } = await import(process.env.UDPTUN_CONFIG_MJS);
   const [started, runs, time, rates, window, tcpcc, dirs, prefix, only, underlay, full, pin, extra, unode, ...v] = process.argv.slice(1);
   const variants = [];
-  for (let i = 0; i < v.length; i += 2) variants.push({ label: v[i], fragment: JSON.parse(v[i + 1]) });
+  for (let i = 0; i < v.length; i += 2) {
+    const fragment = JSON.parse(v[i + 1]);
+    variants.push({ label: v[i], fragment, transport: await transportOf(fragment), ceiling: await ceilingOf(fragment) });
+  }
+  // Each udptun row against the C loop that makes its kernel calls: x_ceiling_c for plain
+  // rows (ceiling-c:offloads, ceiling-c), x_ceiling_wg for WireGuard rows (ceiling-c:wireguard).
+  const against = (wg) => Object.fromEntries(variants.filter((x) => x.ceiling && (x.transport === "wireguard") === wg).map((x) => [x.label, x.ceiling]));
+  const comparisons = { x_wireguard_go_2023: "wireguard-go-2023", x_ceiling_c: against(false), x_ceiling_wg: against(true) };
   const meta = { started, runs: +runs, time: +time, udp_rates: rates.split(" "), udp_window: window, tcp_cc: tcpcc.split(" ").filter(Boolean),
     tcp_cc_machine_default: process.env.MACHINE_CC,
     tcp_cc_skipped: process.env.TCP_CC_SKIPPED.split("\n").filter(Boolean).map((l) => ({ cc: l.split("\t")[0], reason: l.split("\t")[1] })),
@@ -330,7 +348,7 @@ MACHINE_CC=$(sysctl -n net.ipv4.tcp_congestion_control) RETRY_NOISY=$RETRY_NOISY
     topology: { underlay_a: "198.18.0.1/24 fd18::1/64", underlay_b: "198.18.0.2/24 fd18::2/64",
       veth_scenario: "veth MTU 1420, TSO/GSO/GRO off",
       tunnel_underlay: "veth MTU 1500, offloads " + underlay, inner_mtu: 1420 },
-    udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants };
+    udptun_node: unode, udptun_node_version: process.version, udptun_variants: variants, comparisons };
   const [wgGo, wg, wgGo23, wg23] = process.env.WG_PATHS.split("\n");
   meta.wireguard_go = { "wireguard-go": { binary: wgGo || null, wg: wg || null }, "wireguard-go-2023": { binary: wgGo23 || null, wg: wg23 || null } };
   console.log(JSON.stringify(meta, null, 2));' \
@@ -354,7 +372,7 @@ while :; do
   sleep 5
 done
 
-topo_install_trap
+topo_install_trap '[[ -n ${SC_KEYDIR:-} ]] && rm -rf -- "$SC_KEYDIR"'
 SECONDS=0
 failed=()
 for s in "${SCEN[@]}"; do
@@ -366,6 +384,7 @@ for s in "${SCEN[@]}"; do
     wireguard-go-2023) scenario_wireguard_go wireguard-go-2023 "$WG_TRIXIE_GO" "$WG_TRIXIE" || failed+=(wireguard-go-2023) ;;
     ceiling-c) scenario_ceiling_c || failed+=(ceiling-c) ;;
     ceiling-c-offload) scenario_ceiling_c offload || failed+=(ceiling-c:offloads) ;;
+    ceiling-c-wg) scenario_ceiling_c wg || failed+=(ceiling-c:wireguard) ;;
     udptun)
       for i in "${!UDPTUN_LABELS[@]}"; do
         scenario_udptun "${UDPTUN_LABELS[$i]}" "${UDPTUN_FRAGS[$i]}" || failed+=("${UDPTUN_LABELS[$i]}")

@@ -5,7 +5,7 @@
 # (scripts/fetch-wireguard-trixie.sh: private, nothing installed; a no-op when present).
 set -euo pipefail
 fetch_trixie() { "$(dirname "${BASH_SOURCE[0]}")/fetch-wireguard-trixie.sh"; }
-PKGS=(iproute2 iperf3 prometheus curl iputils-ping ethtool tcpdump python3 make g++ wireguard-go wireguard-tools linux-perf)
+PKGS=(iproute2 iperf3 prometheus curl iputils-ping ethtool tcpdump python3 make g++ wireguard-go wireguard-tools linux-perf libssl-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

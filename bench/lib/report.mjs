@@ -213,7 +213,25 @@ const specOrder = (s) => {
 const specName = (s) => s.replace('@0', '@flood');
 const dirName = (d) => (d === 'rev' ? 'B->A (-R)' : 'A->B');
 
-function aggregate(analysed) {
+// Which C loop each udptun row is compared with. Runs from before meta.comparisons had
+// udptun plain: every offload on against ceiling-c:offloads, all off against ceiling-c.
+function comparisons(meta) {
+  return meta.comparisons ?? {
+    x_ceiling_c: { udptun: 'ceiling-c:offloads', 'udptun:no-offloads': 'ceiling-c' },
+    x_ceiling_wg: {},
+  };
+}
+
+// "wireguard" for the encrypted rows (wireguard-go, the encrypted C loop, udptun's
+// WireGuard variants), "plain" for udptun's and the C loops' plain ones, else null.
+function transportOfRow(label, meta) {
+  if (label.startsWith('wireguard-go') || label === 'ceiling-c:wireguard') return 'wireguard';
+  if (label.startsWith('ceiling-c')) return 'plain';
+  const v = (meta.udptun_variants ?? []).find((x) => x.label === label);
+  return v ? (v.transport ?? 'plain') : null;
+}
+
+function aggregate(analysed, meta) {
   for (const a of analysed) {
     const cc = specCc(a.spec);
     if (cc !== undefined && !ccOrder.includes(cc)) ccOrder.push(cc);
@@ -253,22 +271,20 @@ function aggregate(analysed) {
     });
   }
   // ratios (same sitting): to veth for the same test/direction (fixed-rate
-  // UDP excluded: veth just carries the offered rate), and to both wireguard-go releases.
+  // UDP excluded: veth just carries the offered rate), to both wireguard-go releases, and
+  // each udptun row to the C loop that makes its kernel calls (meta.comparisons).
   const find = (label, spec, dir) => rows.find((r) => r.label === label && r.spec === spec && r.dir === dir);
+  const { x_ceiling_c: plainCeiling, x_ceiling_wg: wgCeiling } = comparisons(meta);
+  const ratio = (g, other) => (other && g && other.goodput_gbps?.median ? g / other.goodput_gbps.median : null);
   for (const r of rows) {
     const g = r.goodput_gbps?.median;
-    const v = find('veth', r.spec, r.dir);
-    const w = find('wireguard-go', r.spec, r.dir);
-    const w23 = find('wireguard-go-2023', r.spec, r.dir);
-    // Each udptun row against the C loop that makes the same kernel calls: every offload
-    // on against ceiling-c:offloads, all off against ceiling-c (partial variants have none).
-    const ceiling = r.kind !== 'udptun' ? null : r.label === 'udptun' ? 'ceiling-c:offloads' : r.label === 'udptun:no-offloads' ? 'ceiling-c' : null;
-    const c = ceiling && find(ceiling, r.spec, r.dir);
     const fixedRate = r.proto === 'udp' && r.offered_bps;
-    r.x_veth = !fixedRate && v && g && v.goodput_gbps?.median ? g / v.goodput_gbps.median : null;
-    r.x_wireguard_go = w && g && w.goodput_gbps?.median ? g / w.goodput_gbps.median : null;
-    r.x_wireguard_go_2023 = w23 && g && w23.goodput_gbps?.median ? g / w23.goodput_gbps.median : null;
-    r.x_ceiling_c = c && g && c.goodput_gbps?.median ? g / c.goodput_gbps.median : null;
+    r.transport = transportOfRow(r.label, meta);
+    r.x_veth = fixedRate ? null : ratio(g, find('veth', r.spec, r.dir));
+    r.x_wireguard_go = ratio(g, find('wireguard-go', r.spec, r.dir));
+    r.x_wireguard_go_2023 = ratio(g, find('wireguard-go-2023', r.spec, r.dir));
+    r.x_ceiling_c = r.kind === 'udptun' && plainCeiling[r.label] ? ratio(g, find(plainCeiling[r.label], r.spec, r.dir)) : null;
+    r.x_ceiling_wg = r.kind === 'udptun' && wgCeiling[r.label] ? ratio(g, find(wgCeiling[r.label], r.spec, r.dir)) : null;
     r.of_offered = fixedRate && g ? (g * 1e9) / r.offered_bps : null;
   }
   const labelOrder = [...new Set(analysed.map((a) => a.label))];
@@ -283,7 +299,7 @@ function aggregate(analysed) {
 
 // ------------------------------------------------------------ table
 function table(rows, meta, mach) {
-  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x wg-go-2023', 'x ceil-c', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'kthreads%', 'other%', 'loss%', 'retr'];
+  const head = ['scenario', 'Gbit/s (median)', 'min-max', 'x veth', 'x wg-go', 'x wg-go-2023', 'x ceil-c', 'x ceil-wg', 'us/pkt/fwd', 'us/dlv-pkt', 'fwd CPU% A/B', 'kthreads%', 'other%', 'loss%', 'retr'];
   const lines = [];
   lines.push(
     `udptun bench  ${meta.started ?? ''}  runs=${meta.runs} time=${meta.time}s  udp -w ${meta.udp_window ?? 'default'}  ` +
@@ -318,7 +334,8 @@ function table(rows, meta, mach) {
       r.x_veth ? fmt(r.x_veth, 2) : r.of_offered ? `${fmt(100 * r.of_offered, 0)}% off.` : '',
       r.x_wireguard_go && r.label !== 'wireguard-go' ? fmt(r.x_wireguard_go, 2) : '',
       r.x_wireguard_go_2023 && r.label !== 'wireguard-go-2023' ? fmt(r.x_wireguard_go_2023, 2) : '',
-      r.x_ceiling_c && r.kind === 'udptun' ? fmt(r.x_ceiling_c, 2) : '',
+      r.x_ceiling_c ? fmt(r.x_ceiling_c, 2) : '',
+      r.x_ceiling_wg ? fmt(r.x_ceiling_wg, 2) : '',
       fmt(r.cpu_us_per_pkt?.median, 2),
       fmt(r.cpu_us_per_delivered_pkt?.median, 2),
       r.cpu_pct_a ? `${fmt(r.cpu_pct_a.median, 0)}/${fmt(r.cpu_pct_b?.median, 0)}` : '',
@@ -336,8 +353,9 @@ function table(rows, meta, mach) {
   }
   lines.push('');
   lines.push(
-    'Gbit/s: receiver-side goodput, median of runs. x veth / x wg-go (bookworm 0.0.20220316) / x wg-go-2023 (trixie 0.0.20231211) / x ceil-c: ratio of medians, same sitting ' +
-      '(fixed-rate UDP shows % of offered instead of x veth).',
+    'Gbit/s: receiver-side goodput, median of runs. x veth / x wg-go (bookworm 0.0.20220316) / x wg-go-2023 (trixie 0.0.20231211): ratio of medians, same sitting ' +
+      '(fixed-rate UDP shows % of offered instead of x veth). x ceil-c: a plain udptun row against the C loop with its kernel calls (ceiling-c:offloads, ceiling-c); ' +
+      'x ceil-wg: a WireGuard udptun row against the encrypted C loop (ceiling-c:wireguard, udptun\'s own sealing and opening code).',
   );
   lines.push(
     'us/pkt/fwd: forwarder CPU (utime+stime) per packet it moved (TUN device counters, ACKs included; with TUN offloads a super-packet counts once, so read us/dlv-pkt), ' +
@@ -448,22 +466,53 @@ function svg(rows, meta, mach) {
     }),
   );
   let total = 40 + h1;
-  if (fwdLabels.length) {
-    parts.push(
-      panel({
-        rows, labels: fwdLabels, cats, colors, y0: total, width, height: h2,
-        metric: (r) => r?.cpu_us_per_pkt,
-        title: 'Forwarder CPU per packet moved (mean of both forwarders)',
-        unit: 'us / packet',
-      }),
-    );
+  // a lower panel, drawn when it has something to show
+  const lower = (opts) => {
+    if (!opts.labels.length) return;
+    parts.push(panel({ rows, cats, colors, width, height: h2, ...opts, y0: total }));
     total += h2;
+  };
+  lower({
+    labels: fwdLabels,
+    metric: (r) => r?.cpu_us_per_pkt,
+    title: 'Forwarder CPU per packet moved (mean of both forwarders)',
+    unit: 'us / packet',
+  });
+  // The WireGuard rows: udptun's against wireguard-go-2023 and the encrypted C loop (one
+  // bar per udptun row and ratio), then every encrypted tunnel's CPU per delivered packet.
+  const ratioRows = [];
+  for (const r of rows) {
+    if (r.kind !== 'udptun' || r.transport !== 'wireguard') continue;
+    for (const [key, name] of [['x_wireguard_go_2023', 'x wg-go-2023'], ['x_ceiling_wg', 'x ceil-wg']]) {
+      const x = r[key];
+      if (x) ratioRows.push({ label: `${r.label} ${name}`, spec: r.spec, dir: r.dir, ratio: { median: x, min: x, max: x } });
+    }
   }
+  const ratioLabels = [...new Set(ratioRows.map((r) => r.label))];
+  ratioLabels.forEach((l, i) => (colors[l] = PALETTE[(labels.length + i) % PALETTE.length]));
+  lower({
+    rows: ratioRows,
+    labels: ratioLabels,
+    metric: (r) => r?.ratio,
+    title: "udptun's WireGuard rows against wireguard-go-2023 and the encrypted C loop (ratio of medians, 1 = level)",
+    unit: 'x',
+  });
+  lower({
+    labels: labels.filter((l) => rows.some((r) => r.label === l && r.transport === 'wireguard' && r.cpu_us_per_delivered_pkt)),
+    metric: (r) => r?.cpu_us_per_delivered_pkt,
+    title: 'WireGuard tunnels: forwarder CPU per delivered data packet (mean of both forwarders)',
+    unit: 'us / delivered packet',
+  });
+  const perLine = Math.max(1, Math.floor((width - 70) / 190));
+  const legendLabels = [...labels, ...ratioLabels];
   const legendY = total + 10;
-  const legend = labels
-    .map((l, i) => `<rect x="${70 + i * 150}" y="${legendY}" width="12" height="12" fill="${colors[l]}"/><text x="${88 + i * 150}" y="${legendY + 11}" font-size="12">${esc(l)}</text>`)
+  const legend = legendLabels
+    .map((l, i) => {
+      const x = 70 + (i % perLine) * 190, y = legendY + Math.floor(i / perLine) * 18;
+      return `<rect x="${x}" y="${y}" width="12" height="12" fill="${colors[l]}"/><text x="${x + 18}" y="${y + 11}" font-size="12">${esc(l)}</text>`;
+    })
     .join('\n');
-  total += 40;
+  total += 22 + Math.ceil(legendLabels.length / perLine) * 18;
   const head = `udptun bench ${meta.started ?? ''}: runs=${meta.runs}, iperf3 -t ${meta.time}, UDP -w ${meta.udp_window ?? 'default'}; ${mach.nproc} cores ${mach.cpu_model}, kernel ${mach.kernel}`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" font-family="sans-serif">`,
@@ -492,7 +541,7 @@ if (argv[0] === '--report') {
     ? fs.readFileSync(recFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
     : [];
   const analysed = records.map((r) => analyse(runDir, r));
-  const rows = aggregate(analysed);
+  const rows = aggregate(analysed, meta);
   const mach = machine(meta);
   const result = {
     schema: 'udptun-bench/1',
@@ -504,7 +553,7 @@ if (argv[0] === '--report') {
       cpu_us_per_pkt: 'forwarder utime+stime (/proc/PID/stat, all threads) / packets moved through its TUN device (rx+tx counters, ACKs included), mean of both forwarders',
       cpu_us_per_delivered_pkt: 'mean forwarder CPU / data packets delivered to the receiver (TCP: bytes/(MTU-IP header-32))',
       host: 'per-process /proc snapshots before and after each run, as % of all cores over the wall time: kernel_threads_pct (pid 2 and its children), foreign_pct (every process outside the test); runs with foreign_pct over 5% are flagged noisy (and retried with --retry-noisy). proc_stat_ticks: raw /proc/stat delta, unreliable on this VM kind',
-      ratios: 'x_veth, x_wireguard_go (bookworm), x_wireguard_go_2023 (trixie), x_ceiling_c: ratio of medians measured in this same run; fixed-rate UDP has of_offered instead of x_veth',
+      ratios: 'x_veth, x_wireguard_go (bookworm), x_wireguard_go_2023 (trixie), x_ceiling_c (plain udptun rows against their C loop), x_ceiling_wg (WireGuard udptun rows against ceiling-c:wireguard): ratio of medians measured in this same run, pairs in meta.comparisons; fixed-rate UDP has of_offered instead of x_veth',
     },
     results: rows,
     runs: analysed,

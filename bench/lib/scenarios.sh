@@ -73,7 +73,7 @@ scenario_specs() {
 
 sc_reset() {
   SC_LABEL=; SC_KIND=; SC_VARIANT=; SC_NS_A=; SC_NS_B=; SC_DST4=; SC_DST6=
-  SC_MTU=$INNER_MTU; SC_PID_A=; SC_PID_B=; SC_DEV=; SC_SPECS=
+  SC_MTU=$INNER_MTU; SC_PID_A=; SC_PID_B=; SC_DEV=; SC_SPECS=; SC_KEYDIR=
 }
 
 # underlay for tunnel scenarios: MTU 1500 (the encapsulated 1420-byte inner
@@ -165,6 +165,8 @@ finish_scenario() {
   [[ -n $SC_PID_A ]] && topo_kill "$SC_PID_A" 5
   [[ -n $SC_PID_B ]] && topo_kill "$SC_PID_B" 5
   topo_destroy "$PREFIX"
+  [[ -n $SC_KEYDIR ]] && rm -rf -- "$SC_KEYDIR"
+  SC_KEYDIR=
   return "$rc"
 }
 
@@ -299,9 +301,12 @@ scenario_udptun() {
   SC_NS_A=$TOPO_NS_A; SC_NS_B=$TOPO_NS_B
   local cd="$RUN_DIR/udptun/${label//[^A-Za-z0-9_.-]/_}" side
   mkdir -p "$cd"
+  # WireGuard's key files: made for this scenario in a private temp folder (never in the
+  # repo, nor in the results), removed with the scenario
+  SC_KEYDIR=$(mktemp -d "${TMPDIR:-/tmp}/udptun-bench-keys.XXXXXX") || { finish_scenario 1; return 1; }
   for side in a b; do
-    "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" "$fragment" >"$cd/$side.json" ||
-      { slog "  bad config fragment: $fragment"; finish_scenario 1; return 1; }
+    "$NODE" "$BENCH_DIR/lib/udptun-config.mjs" "$side" "$fragment" "$SC_KEYDIR" >"$cd/$side.json" ||
+      { slog "  cannot write the udptun configs (fragment $fragment)"; finish_scenario 1; return 1; }
   done
   SC_DEV=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).device.name)' "$cd/a.json")
   local -A nsof=([a]=$SC_NS_A [b]=$SC_NS_B) pid metrics
@@ -348,22 +353,38 @@ scenario_udptun() {
 # Built at bench time. ceiling-c: bench/ceiling/fwd.c, the plain batched loop in C.
 # ceiling-c-offload (label ceiling-c:offloads): bench/ceiling/fwd-offload.c, udptun's offload
 # path with no JS (it links the addon's own split/send and join/write code).
+# ceiling-c-wg (label ceiling-c:wireguard): bench/ceiling/fwd-wg.c, the same offload path with
+# every datagram sealed and opened by udptun's own WireGuard code (the system's OpenSSL);
+# no handshake: both ends get one keypair, made up here, on the command line.
 scenario_ceiling_c() {
   local variant=${1:-plain}
   sc_reset
   SC_KIND=ceiling-c; SC_SPECS=$(scenario_specs ceiling-c)
   SC_DEV=ctun0
-  local bin src desc
+  local bin src desc native=$ROOT_DIR/src/native
+  local -A extra=([a]= [b]=)
   mkdir -p "$RUN_DIR/bin"
-  if [[ $variant == offload ]]; then
-    SC_LABEL=ceiling-c:offloads; bin="$RUN_DIR/bin/fwd-offload"
-    src=("$BENCH_DIR/ceiling/fwd-offload.c" "$ROOT_DIR"/src/native/{segment,coalesce,endpoint}.c -I "$ROOT_DIR/src/native")
-    desc="C loop with udptun's offload code (TUN TSO/USO + split + UDP GSO; UDP GRO + join), no JS"
-  else
-    SC_LABEL=ceiling-c; bin="$RUN_DIR/bin/fwd"
-    src=("$BENCH_DIR/ceiling/fwd.c")
-    desc="C batched TUN<->UDP loop (read..EAGAIN + sendmmsg; recvmmsg + write)"
-  fi
+  case $variant in
+    offload)
+      SC_LABEL=ceiling-c:offloads; bin="$RUN_DIR/bin/fwd-offload"
+      src=("$BENCH_DIR/ceiling/fwd-offload.c" "$native"/{segment,coalesce,endpoint}.c -I "$native")
+      desc="C loop with udptun's offload code (TUN TSO/USO + split + UDP GSO; UDP GRO + join), no JS" ;;
+    wg)
+      SC_LABEL=ceiling-c:wireguard; bin="$RUN_DIR/bin/fwd-wg"
+      src=("$BENCH_DIR/ceiling/fwd-wg.c" "$native"/{segment,coalesce,endpoint,wg-keypairs,wg-seal,wg-open,wg-replay}.c
+        -I "$native" -lcrypto)
+      desc="C offload loop sealing and opening with udptun's WireGuard code (ChaCha20-Poly1305, OpenSSL), no JS"
+      # One keypair, as a handshake would leave it: a's sending key is b's receiving key.
+      local k_ab k_ba i_a i_b
+      k_ab=$(hex_bytes 32); k_ba=$(hex_bytes 32)
+      i_a=$((0x$(hex_bytes 4))); i_b=$((0x$(hex_bytes 4)))
+      extra[a]="--keys $k_ab:$k_ba --index $i_a:$i_b -m $INNER_MTU"
+      extra[b]="--keys $k_ba:$k_ab --index $i_b:$i_a -m $INNER_MTU" ;;
+    *)
+      SC_LABEL=ceiling-c; bin="$RUN_DIR/bin/fwd"
+      src=("$BENCH_DIR/ceiling/fwd.c")
+      desc="C batched TUN<->UDP loop (read..EAGAIN + sendmmsg; recvmmsg + write)" ;;
+  esac
   if ! cc -O2 -Wall -o "$bin" "${src[@]}" 2>"$RUN_DIR/bin/cc.log"; then
     slog "  cc failed: $(cat "$RUN_DIR/bin/cc.log")"; return 1
   fi
@@ -373,8 +394,9 @@ scenario_ceiling_c() {
   local side ns
   for side in a b; do
     ns=${TUN_NS[$side]}
+    # shellcheck disable=SC2086 # extra[] holds whole options
     TOPO_BG_LOG="$RUN_DIR/$SC_LABEL.$side.log" topo_bg "$ns" "$bin" -i "$SC_DEV" \
-      -l "${TUN_UNDER[$side]}:51820" -p "${TUN_UNDER[${TUN_OTHER[$side]}]}:51820"
+      -l "${TUN_UNDER[$side]}:51820" -p "${TUN_UNDER[${TUN_OTHER[$side]}]}:51820" ${extra[$side]}
     pid[$side]=$TOPO_LAST_PID
   done
   SC_PID_A=${pid[a]}; SC_PID_B=${pid[b]}
@@ -392,3 +414,6 @@ scenario_ceiling_c() {
   measure_matrix
   finish_scenario $?
 }
+
+# hex_bytes N: N random bytes as hex (keys and indexes made up for one run, kept nowhere)
+hex_bytes() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }

@@ -75,13 +75,11 @@ napi_value udp_filter(napi_env env, napi_callback_info info);
 napi_value udp_drops(napi_env env, napi_callback_info info);
 napi_value fd_close(napi_env env, napi_callback_info info);
 
-/* WireGuard data messages (wg-*.c). The arg_* helpers throw, naming what (the call) and
+/* WireGuard data messages (wg-bindings.c over the plain-C core, wg-crypto.h). The arg_* helpers throw, naming what (the call) and
  * the field, and return 0 on bad input. */
 int arg_slot(napi_env env, napi_value v, const char *what, int32_t *slot);
 int arg_slots(napi_env env, napi_value v, uint32_t count, const char *what, int32_t **slots);
 int arg_mtu(napi_env env, napi_value v, const char *what, uint32_t *mtu);
-/* The calling thread's seal step for send_segments: packet i with slots[i]'s keypair. */
-seal_step_t *wg_segment_sealer(const int32_t *slots, uint32_t mtu);
 napi_value wg_keypair_set(napi_env env, napi_callback_info info);
 napi_value wg_keypair_clear(napi_env env, napi_callback_info info);
 napi_value wg_keypair_counters(napi_env env, napi_callback_info info);

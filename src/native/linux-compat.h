@@ -1,5 +1,5 @@
 /* Kernel constants that older userspace headers lack, defined here once for the addon and
- * bench/ceiling/fwd-offload.c. The headers they extend come first, so a newer header's own
+ * bench/ceiling (offload-loop.h). The headers they extend come first, so a newer header's own
  * definition wins. */
 #ifndef UDPTUN_LINUX_COMPAT_H
 #define UDPTUN_LINUX_COMPAT_H

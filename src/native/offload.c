@@ -1,6 +1,7 @@
 /* JS bindings of the offload paths: argument checks, then the plain-C cores in
  * segment.c (split and send) and coalesce.c (join and write). */
 #include "addon.h"
+#include "wg-crypto.h"
 
 /* udpSendSegments(fd, v6socket, slab, offs, lens, count, destinations, status, bytes,
  *                 state, header, gso[, slots, mtu]) -> processed

@@ -12,6 +12,8 @@
 /* u32 type (4), u32 receiver index, u64 counter: all little-endian. */
 #define WG_HEADER_LEN 16
 #define WG_TAG_LEN 16
+/* The shortest data message: a keepalive (header and tag, no payload). */
+#define WG_MIN_MESSAGE (WG_HEADER_LEN + WG_TAG_LEN)
 #define WG_TYPE_DATA 4
 #define WG_PADDING 16
 /* A counter at or past this is never sent nor accepted (2^64 - 2^13 - 1). */

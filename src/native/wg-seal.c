@@ -1,8 +1,9 @@
 /* Sealing WireGuard data messages: in place in pooled buffers (wgSeal), or from the
  * pieces of a split super-packet straight into a per-thread send buffer (the seal step of
- * udpSendSegments; segment.c calls it). Either way one EVP context per keypair, only the
+ * udpSendSegments; segment.c calls it). Plain C (wg-bindings.c is its JS face). Either way one EVP context per keypair, only the
  * IV reset per message, and no allocation. */
-#include "addon.h"
+#include <errno.h>
+#include "wg-crypto.h"
 #include "wg-keypairs.h"
 
 /* A sealed message's wire form: header, ChaCha20-Poly1305 of the pieces and of the zero
@@ -38,77 +39,16 @@ static keypair_t *sending(int32_t slot) {
   return kp->send ? kp : NULL;
 }
 
-int arg_slots(napi_env env, napi_value v, uint32_t count, const char *what, int32_t **slots) {
-  size_t n;
-  if (!arg_i32s(env, v, slots, &n) || n < count) {
-    throw_invalid(env, "%s: slots: expected an Int32Array of %u or more", what, count);
-    return 0;
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    if ((*slots)[i] < 0 || (*slots)[i] >= WG_KEYPAIR_SLOTS) {
-      throw_invalid(env, "%s: slots[%u]: %d is not a keypair slot (0..%d)", what, i, (*slots)[i], WG_KEYPAIR_SLOTS - 1);
-      return 0;
-    }
-  }
-  return 1;
-}
-
-int arg_mtu(napi_env env, napi_value v, const char *what, uint32_t *mtu) {
-  int32_t m;
-  if (!arg_int32(env, v, &m) || m < 0 || m > 65535) {
-    throw_invalid(env, "%s: mtu: expected an integer in 0..65535 (0: no cap on padding)", what);
-    return 0;
-  }
-  *mtu = (uint32_t)m;
-  return 1;
-}
-
-/* wgSeal(slab, offs, lens, count, slots, mtu, status): packet i's plaintext (an IP packet,
- * or nothing for a keepalive) at slab[offs[i] .. +lens[i]) becomes, in place, a data
- * message for slots[i]'s keypair: header into the 16 bytes before it, padding and tag
- * after it (up to 31 bytes); offs[i]/lens[i] then frame the message. status[i] = 0, or
- * WG_NO_KEYPAIR / WG_COUNTER_EXHAUSTED (the packet untouched). */
-napi_value wg_seal(napi_env env, napi_callback_info info) {
-  size_t argc = 7, nstatus;
-  napi_value argv[7];
-  int32_t *slots, *status;
-  uint32_t mtu;
-  batch_t b;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) return throw_invalid(env, "wgSeal(slab, offs, lens, count, slots, mtu, status): %zu arguments", argc);
-  if (!arg_batch(env, argv, &b) || !arg_slots(env, argv[4], b.count, "wgSeal", &slots) ||
-      !arg_mtu(env, argv[5], "wgSeal", &mtu))
-    return NULL;
-  if (!arg_i32s(env, argv[6], &status, &nstatus) || nstatus < b.count)
-    return throw_invalid(env, "wgSeal: status: expected an Int32Array of %u or more", b.count);
-  for (uint32_t i = 0; i < b.count; i++) {
-    size_t end = (size_t)b.offs[i] + wg_padded_len((uint32_t)b.lens[i], mtu) + WG_TAG_LEN;
-    if (b.offs[i] < WG_HEADER_LEN || end > b.slab_len)
-      return throw_invalid(env, "wgSeal: packet %u (offset %d, length %d): needs %d bytes before it and %zu after it in the slab",
-                           i, b.offs[i], b.lens[i], WG_HEADER_LEN, end - (size_t)b.offs[i] - (size_t)b.lens[i]);
-  }
-
-  for (uint32_t i = 0; i < b.count; i++) {
-    keypair_t *kp = sending(slots[i]);
-    uint64_t counter;
-    if (!kp) {
-      status[i] = WG_NO_KEYPAIR;
-      continue;
-    }
-    if (!wg_take_counters(&kp->next_send, 1, &counter)) {
-      status[i] = WG_COUNTER_EXHAUSTED;
-      continue;
-    }
-    uint8_t *p = b.slab + b.offs[i];
-    uint32_t padded = wg_padded_len((uint32_t)b.lens[i], mtu);
-    struct iovec piece = {p, (size_t)b.lens[i]};
-    if (!seal_into(kp, counter, &piece, 1, padded, p - WG_HEADER_LEN))
-      return throw_errno(env, EIO, "wgSeal: ChaCha20-Poly1305");
-    b.offs[i] -= WG_HEADER_LEN;
-    b.lens[i] = (int32_t)(WG_HEADER_LEN + padded + WG_TAG_LEN);
-    status[i] = 0;
-  }
-  return NULL;
+/* See wg-crypto.h. */
+int32_t wg_seal_one(int32_t slot, uint8_t *p, uint32_t len, uint32_t mtu) {
+  keypair_t *kp = sending(slot);
+  uint64_t counter;
+  if (!kp) return WG_NO_KEYPAIR;
+  if (!wg_take_counters(&kp->next_send, 1, &counter)) return WG_COUNTER_EXHAUSTED;
+  uint32_t padded = wg_padded_len(len, mtu);
+  struct iovec piece = {p, len};
+  if (!seal_into(kp, counter, &piece, 1, padded, p - WG_HEADER_LEN)) return -EIO;
+  return (int32_t)(WG_HEADER_LEN + padded + WG_TAG_LEN);
 }
 
 /* The seal step of udpSendSegments. Counters are taken per packet before anything is
