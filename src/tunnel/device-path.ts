@@ -52,8 +52,10 @@ export interface Sealer {
   /** The keypair slot to seal the peer's packet with, or -1: the sealer has then taken the
    * buffer (staged until a handshake completes, or dropped and counted). */
   slotFor(peer: Peer, buf: PooledBuffer, now: number): number;
-  /** count data messages went to the peer (its timers, rekey after messages). */
+  /** count data messages went to the peer (its timers, rekey after messages)... */
   sent(peer: Peer, count: number): void;
+  /** ...told once per batch, here, so the protocol's bookkeeping costs nothing per packet. */
+  flushSent(): void;
   /** Seals whole packets in place (the addon's wgSeal). */
   seal: Addon["wgSeal"];
 }
@@ -272,6 +274,7 @@ export class DevicePath {
     if (this.sendCount === 0) return;
     if (this.offloads.tun) this.sendSegments();
     else this.sendPackets();
+    if (this.sealer !== null) this.sealer.flushSent();
   }
 
   private sendPackets(): void {

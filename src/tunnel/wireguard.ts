@@ -63,6 +63,8 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   /** The peer whose keypair each native slot holds: the network path's lookup, no Map per packet. */
   private readonly slotPeers: (Peer | null)[] = new Array<Peer | null>(WG_KEYPAIR_SLOTS).fill(null);
   private readonly staged = new Map<Peer, PooledBuffer[]>();
+  /** Data messages sent per peer in the batch in hand, for the protocol once the batch is out. */
+  private readonly unreported = new Map<Peer, number>();
   private stagedTotal = 0;
   private readonly stagedMax: number;
   private readonly timer: NodeJS.Timeout;
@@ -149,8 +151,16 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   }
 
   sent(peer: Peer, count: number): void {
-    const wp = this.wgOf.get(peer);
-    if (wp !== undefined) this.protocol.dataSent(wp, this.now, count);
+    this.unreported.set(peer, (this.unreported.get(peer) ?? 0) + count);
+  }
+
+  flushSent(): void {
+    if (this.unreported.size === 0) return;
+    for (const [peer, count] of this.unreported) {
+      const wp = this.wgOf.get(peer);
+      if (wp !== undefined) this.protocol.dataSent(wp, this.now, count);
+    }
+    this.unreported.clear();
   }
 
   seal = addon.wgSeal;
