@@ -1,0 +1,360 @@
+// The configuration held in memory with wireguard-go's semantics: the reference that the
+// tests drive through `wg`, and the source of truth a data path can mirror. States are
+// immutable: a request is applied to a draft that shares every peer it does not touch, so a
+// refused request leaves nothing behind, a get can stream a snapshot while later requests
+// commit, and what changed is found by comparing references.
+import { publicKeyOf } from "../wireguard/x25519.ts";
+import { ERRNO_INVALID, UapiError } from "./errors.ts";
+import { formatHexKey } from "./protocol.ts";
+import type { Prefix } from "../net/address.ts";
+import type { DeviceOperation, DeviceState, PeerOperation, PeerSection, PeerState, SetRequest, UapiDevice } from "./target.ts";
+
+/** wireguard-go's MaxPeers. */
+export const MAX_PEERS = 1 << 16;
+
+export interface PeerConfig {
+  readonly publicKey: Uint8Array;
+  readonly presharedKey: Uint8Array | null;
+  readonly endpoint: Uint8Array | null;
+  readonly persistentKeepalive: number;
+  /** In the order wireguard-go reports them (insertion; re-adding moves one to the end),
+   * keyed by prefixKey(). */
+  readonly allowedIps: ReadonlyMap<string, Prefix>;
+  /** Changes when the peer is removed and created again (its sessions start over). */
+  readonly generation: number;
+}
+
+export interface ModelState {
+  readonly privateKey: Uint8Array | null;
+  readonly publicKey: Uint8Array | null;
+  readonly listenPort: number;
+  readonly fwmark: number;
+  /** By hex public key, in creation order. */
+  readonly peers: ReadonlyMap<string, PeerConfig>;
+  /** Which peer (hex public key) owns each allowed IP: one owner per prefix, as in the trie. */
+  readonly owners: ReadonlyMap<string, string>;
+}
+
+/** What a request changed; peers it did not touch appear nowhere. A peer removed and created
+ * again in one request (replace_peers) is both removed and added. */
+export interface ConfigChange {
+  privateKey: boolean;
+  listenPort: boolean;
+  fwmark: boolean;
+  removed: PeerConfig[];
+  added: PeerConfig[];
+  updated: { before: PeerConfig; after: PeerConfig }[];
+}
+
+export interface PeerStats {
+  lastHandshake: { sec: number; nsec: number } | null;
+  txBytes: number;
+  rxBytes: number;
+}
+
+export const EMPTY_STATE: ModelState = {
+  privateKey: null,
+  publicKey: null,
+  listenPort: 0,
+  fwmark: 0,
+  peers: new Map(),
+  owners: new Map(),
+};
+
+/** A prefix (already masked) as a map key: length then address bytes. */
+export function prefixKey(p: Prefix): string {
+  return String.fromCharCode(p.length, ...p.bytes);
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const bk = b.keys();
+  for (const k of a.keys()) if (k !== bk.next().value) return false;
+  return true;
+}
+
+function samePeer(a: PeerConfig, b: PeerConfig): boolean {
+  return (
+    sameBytes(a.presharedKey, b.presharedKey) &&
+    sameBytes(a.endpoint, b.endpoint) &&
+    a.persistentKeepalive === b.persistentKeepalive &&
+    sameKeys(a.allowedIps, b.allowedIps)
+  );
+}
+
+interface DraftPeer {
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array | null;
+  endpoint: Uint8Array | null;
+  persistentKeepalive: number;
+  allowedIps: Map<string, Prefix>;
+  generation: number;
+}
+
+let nextGeneration = 1;
+
+/** One request being applied: copies are made only of what it touches. */
+class Draft {
+  privateKey: Uint8Array | null;
+  publicKey: Uint8Array | null;
+  listenPort: number;
+  fwmark: number;
+  readonly peers: Map<string, PeerConfig | DraftPeer>;
+  readonly touched = new Set<string>();
+  readonly #base: ModelState;
+  readonly #drafts = new Set<DraftPeer>();
+  #owners: Map<string, string> | null = null;
+
+  constructor(base: ModelState) {
+    this.#base = base;
+    this.privateKey = base.privateKey;
+    this.publicKey = base.publicKey;
+    this.listenPort = base.listenPort;
+    this.fwmark = base.fwmark;
+    this.peers = new Map(base.peers);
+  }
+
+  get owners(): Map<string, string> {
+    this.#owners ??= new Map(this.#base.owners);
+    return this.#owners;
+  }
+
+  /** The peer, copied into the draft before its first change. */
+  edit(hex: string): DraftPeer {
+    const p = this.peers.get(hex)!;
+    if (this.#drafts.has(p as DraftPeer)) return p as DraftPeer;
+    const copy: DraftPeer = { ...p, allowedIps: new Map(p.allowedIps) };
+    this.peers.set(hex, copy);
+    this.#drafts.add(copy);
+    this.touched.add(hex);
+    return copy;
+  }
+
+  create(publicKey: Uint8Array, hex: string): void {
+    if (this.peers.size >= MAX_PEERS) throw new UapiError(ERRNO_INVALID, `public_key=${hex}: the device already has ${MAX_PEERS} peers`);
+    const peer: DraftPeer = { publicKey, presharedKey: null, endpoint: null, persistentKeepalive: 0, allowedIps: new Map(), generation: nextGeneration++ };
+    this.peers.set(hex, peer);
+    this.#drafts.add(peer);
+    this.touched.add(hex);
+  }
+
+  remove(hex: string): void {
+    const peer = this.peers.get(hex);
+    if (!peer) return;
+    if (peer.allowedIps.size > 0) for (const key of peer.allowedIps.keys()) this.owners.delete(key);
+    this.peers.delete(hex);
+    this.touched.add(hex);
+  }
+
+  removeAll(): void {
+    for (const hex of this.peers.keys()) this.touched.add(hex);
+    this.peers.clear();
+    this.#owners = new Map();
+  }
+
+  replaceAllowedIps(hex: string): void {
+    const peer = this.peers.get(hex)!;
+    if (peer.allowedIps.size === 0) return;
+    for (const key of peer.allowedIps.keys()) this.owners.delete(key);
+    this.edit(hex).allowedIps.clear();
+  }
+
+  /** As the trie's insert: a prefix has one owner; taking it from another peer removes it
+   * there, and re-adding it moves it to the end of the peer's list. */
+  addAllowedIp(hex: string, prefix: Prefix): void {
+    const key = prefixKey(prefix);
+    const owner = this.owners.get(key);
+    if (owner !== undefined && owner !== hex) this.edit(owner).allowedIps.delete(key);
+    const list = this.edit(hex).allowedIps;
+    list.delete(key);
+    list.set(key, prefix);
+    this.owners.set(key, hex);
+  }
+
+  removeAllowedIp(hex: string, prefix: Prefix): void {
+    const key = prefixKey(prefix);
+    if (this.owners.get(key) !== hex) return;
+    this.owners.delete(key);
+    this.edit(hex).allowedIps.delete(key);
+  }
+
+  /** The new state and what differs from the base. */
+  finish(): { state: ModelState; change: ConfigChange } {
+    const base = this.#base;
+    const change: ConfigChange = {
+      privateKey: !sameBytes(base.privateKey, this.privateKey),
+      listenPort: base.listenPort !== this.listenPort,
+      fwmark: base.fwmark !== this.fwmark,
+      removed: [],
+      added: [],
+      updated: [],
+    };
+    for (const hex of this.touched) {
+      const before = base.peers.get(hex);
+      const draft = this.peers.get(hex);
+      let after: PeerConfig | undefined;
+      if (draft) {
+        after = Object.freeze({ ...draft });
+        if (before && before.generation === after.generation && samePeer(before, after)) after = before;
+        this.peers.set(hex, after);
+      }
+      if (before === after) continue;
+      if (before && after && before.generation === after.generation) {
+        change.updated.push({ before, after });
+        continue;
+      }
+      if (before) change.removed.push(before);
+      if (after) change.added.push(after);
+    }
+    const state: ModelState = Object.freeze({
+      privateKey: this.privateKey,
+      publicKey: this.publicKey,
+      listenPort: this.listenPort,
+      fwmark: this.fwmark,
+      peers: this.peers as Map<string, PeerConfig>,
+      owners: this.#owners ?? base.owners,
+    });
+    return { state, change };
+  }
+}
+
+function applyDevice(draft: Draft, op: DeviceOperation): void {
+  switch (op.op) {
+    case "private_key": {
+      if (sameBytes(draft.privateKey, op.key)) return;
+      draft.privateKey = op.key;
+      draft.publicKey = op.key ? publicKeyOf(op.key) : null;
+      // A peer with the device's own public key cannot exist (wireguard-go drops it).
+      if (draft.publicKey) draft.remove(formatHexKey(draft.publicKey));
+      return;
+    }
+    case "listen_port":
+      draft.listenPort = op.port;
+      return;
+    case "fwmark":
+      draft.fwmark = op.mark;
+      return;
+    case "replace_peers":
+      draft.removeAll();
+      return;
+  }
+}
+
+/** One peer section. Once the section's peer is gone (removed, update_only for a peer that
+ * did not exist, or the device's own key) the rest of it is validated but ignored. */
+function applyPeer(draft: Draft, section: PeerSection): void {
+  const hex = formatHexKey(section.publicKey);
+  let live = !sameBytes(section.publicKey, draft.publicKey);
+  let created = false;
+  if (live && !draft.peers.has(hex)) {
+    draft.create(section.publicKey, hex);
+    created = true;
+  }
+  for (const op of section.operations) {
+    if (!live) continue;
+    applyPeerOperation(draft, hex, op, created);
+    if (op.op === "remove" || (op.op === "update_only" && created)) live = false;
+  }
+}
+
+function applyPeerOperation(draft: Draft, hex: string, op: PeerOperation, created: boolean): void {
+  switch (op.op) {
+    case "remove":
+      draft.remove(hex);
+      return;
+    case "update_only":
+      if (created) draft.remove(hex);
+      return;
+    case "preshared_key":
+      draft.edit(hex).presharedKey = op.key;
+      return;
+    case "endpoint":
+      draft.edit(hex).endpoint = op.endpoint;
+      return;
+    case "persistent_keepalive_interval":
+      draft.edit(hex).persistentKeepalive = op.seconds;
+      return;
+    case "replace_allowed_ips":
+      draft.replaceAllowedIps(hex);
+      return;
+    case "allowed_ip":
+      if (op.remove) draft.removeAllowedIp(hex, op.prefix);
+      else draft.addAllowedIp(hex, op.prefix);
+      return;
+    case "protocol_version":
+      return;
+  }
+}
+
+/** The state a request leads to from `base`, and what it changes; throws a UapiError (and
+ * changes nothing) if it cannot be applied. */
+export function plan(base: ModelState, request: SetRequest): { state: ModelState; change: ConfigChange } {
+  const draft = new Draft(base);
+  for (const op of request.device) applyDevice(draft, op);
+  for (const section of request.peers) applyPeer(draft, section);
+  return draft.finish();
+}
+
+const NO_STATS: PeerStats = { lastHandshake: null, txBytes: 0, rxBytes: 0 };
+
+export interface ModelDeviceOptions {
+  /** Live figures for a peer (the data path's counters); zeros if absent. */
+  stats?: (peer: PeerConfig) => PeerStats;
+  /** Called with each committed change, after the state is in place. */
+  onChange?: (change: ConfigChange, state: ModelState) => void;
+}
+
+/** A UapiDevice over the in-memory model alone. A data path can wrap plan() and commit():
+ * plan, push the change into the data path (throwing a UapiError if, say, the port is taken),
+ * then commit. */
+export class ModelDevice implements UapiDevice {
+  #state: ModelState = EMPTY_STATE;
+  readonly #stats: (peer: PeerConfig) => PeerStats;
+  readonly #onChange: ((change: ConfigChange, state: ModelState) => void) | undefined;
+
+  constructor(options: ModelDeviceOptions = {}) {
+    this.#stats = options.stats ?? (() => NO_STATS);
+    this.#onChange = options.onChange;
+  }
+
+  get state(): ModelState {
+    return this.#state;
+  }
+
+  plan(request: SetRequest): { state: ModelState; change: ConfigChange } {
+    return plan(this.#state, request);
+  }
+
+  commit(state: ModelState): void {
+    this.#state = state;
+  }
+
+  apply(request: SetRequest): void {
+    const { state, change } = plan(this.#state, request);
+    this.#state = state;
+    this.#onChange?.(change, state);
+  }
+
+  get(): DeviceState {
+    return snapshot(this.#state, this.#stats);
+  }
+}
+
+/** A state as a get reports it; stats are read as each peer is streamed. */
+export function snapshot(state: ModelState, stats: (peer: PeerConfig) => PeerStats = () => NO_STATS): DeviceState {
+  return {
+    privateKey: state.privateKey,
+    listenPort: state.listenPort,
+    fwmark: state.fwmark,
+    peers: (function* (): Generator<PeerState> {
+      for (const peer of state.peers.values()) {
+        yield { ...peer, allowedIps: peer.allowedIps.values(), ...stats(peer) };
+      }
+    })(),
+  };
+}
