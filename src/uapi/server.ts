@@ -60,6 +60,7 @@ export class UapiServer {
   readonly #maxRequest: number;
   readonly #onError: (err: Error) => void;
   readonly #sockets = new Set<Socket>();
+  readonly #idleWaiters: (() => void)[] = [];
   /** Requests wait here for the one before them (wireguard-go's ipcMutex). */
   #queue: Promise<unknown> = Promise.resolve();
   #inode = -1;
@@ -96,6 +97,12 @@ export class UapiServer {
   /** Open connections (each one's state is dropped when it closes). */
   get connections(): number {
     return this.#sockets.size;
+  }
+
+  /** Resolves when no connection is open. */
+  idle(): Promise<void> {
+    if (this.#sockets.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Stops listening, drops every connection and removes the socket file (if it is still ours). */
@@ -142,7 +149,11 @@ export class UapiServer {
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
     socket.on("error", (err) => this.#onError(err));
-    socket.on("close", () => this.#sockets.delete(socket));
+    socket.on("close", () => {
+      this.#sockets.delete(socket);
+      if (this.#sockets.size > 0) return;
+      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    });
     this.#serve(socket)
       .catch((err: Error) => {
         if (err instanceof LineTooLong) {
