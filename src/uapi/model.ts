@@ -19,7 +19,7 @@ export interface PeerConfig {
   readonly persistentKeepalive: number;
   /** In the order wireguard-go reports them (insertion; re-adding moves one to the end),
    * keyed by prefixKey(). */
-  readonly allowedIps: ReadonlyMap<string, Prefix>;
+  readonly allowedIps: ReadonlyMap<PrefixKey, Prefix>;
   /** Changes when the peer is removed and created again (its sessions start over). */
   readonly generation: number;
 }
@@ -32,7 +32,7 @@ export interface ModelState {
   /** By hex public key, in creation order. */
   readonly peers: ReadonlyMap<string, PeerConfig>;
   /** Which peer (hex public key) owns each allowed IP: one owner per prefix, as in the trie. */
-  readonly owners: ReadonlyMap<string, string>;
+  readonly owners: ReadonlyMap<PrefixKey, string>;
 }
 
 /** What a request changed; peers it did not touch appear nowhere. A peer removed and created
@@ -61,17 +61,22 @@ export const EMPTY_STATE: ModelState = {
   owners: new Map(),
 };
 
-/** A prefix (already masked) as a map key: length then address bytes. */
-export function prefixKey(p: Prefix): string {
-  return String.fromCharCode(p.length, ...p.bytes);
+/** A prefix (already masked) as a map key: a number for IPv4 (cheaper to make and hash than a
+ * string, and most prefixes are IPv4), length and address bytes as a string for IPv6. */
+export function prefixKey(p: Prefix): PrefixKey {
+  const b = p.bytes;
+  if (p.family === 4) return (((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0) * 64 + p.length;
+  return String.fromCharCode(p.length, ...b);
 }
+
+export type PrefixKey = number | string;
 
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (a === null || b === null) return a === b;
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+function sameKeys(a: ReadonlyMap<unknown, unknown>, b: ReadonlyMap<unknown, unknown>): boolean {
   if (a.size !== b.size) return false;
   const bk = b.keys();
   for (const k of a.keys()) if (k !== bk.next().value) return false;
@@ -92,7 +97,7 @@ interface DraftPeer {
   presharedKey: Uint8Array | null;
   endpoint: Uint8Array | null;
   persistentKeepalive: number;
-  allowedIps: Map<string, Prefix>;
+  allowedIps: Map<PrefixKey, Prefix>;
   generation: number;
 }
 
@@ -108,7 +113,7 @@ class Draft {
   readonly touched = new Set<string>();
   readonly #base: ModelState;
   readonly #drafts = new Set<DraftPeer>();
-  #owners: Map<string, string> | null = null;
+  #owners: Map<PrefixKey, string> | null = null;
 
   constructor(base: ModelState) {
     this.#base = base;
@@ -119,7 +124,7 @@ class Draft {
     this.peers = new Map(base.peers);
   }
 
-  get owners(): Map<string, string> {
+  get owners(): Map<PrefixKey, string> {
     this.#owners ??= new Map(this.#base.owners);
     return this.#owners;
   }
@@ -168,12 +173,16 @@ class Draft {
    * there, and re-adding it moves it to the end of the peer's list. */
   addAllowedIp(hex: string, prefix: Prefix): void {
     const key = prefixKey(prefix);
-    const owner = this.owners.get(key);
-    if (owner !== undefined && owner !== hex) this.edit(owner).allowedIps.delete(key);
+    const owners = this.owners;
+    const owner = owners.get(key);
     const list = this.edit(hex).allowedIps;
-    list.delete(key);
+    if (owner === hex) {
+      list.delete(key);
+    } else {
+      if (owner !== undefined) this.edit(owner).allowedIps.delete(key);
+      owners.set(key, hex);
+    }
     list.set(key, prefix);
-    this.owners.set(key, hex);
   }
 
   removeAllowedIp(hex: string, prefix: Prefix): void {

@@ -59,15 +59,103 @@ export function parseEndpoint(key: string, value: string): Uint8Array {
   return encodeEndpoint(ip, port);
 }
 
+/** An IPv4 prefix, masked, read without the general parser's allocations (a configuration
+ * can carry 100k of them): four decimal octets without leading zeros (as netip), "/", a length
+ * of at most 32. Null if `text` is not exactly that. */
+function parseIpv4Prefix(text: string): Prefix | null {
+  let addr = 0;
+  let i = 0;
+  for (let part = 0; part < 5; part++) {
+    const start = i;
+    let n = 0;
+    for (; i < text.length && i - start < 3; i++) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      n = n * 10 + d;
+    }
+    const digits = i - start;
+    if (digits === 0 || (digits > 1 && text.charCodeAt(start) === 48)) return null;
+    if (part < 4) {
+      if (n > 255 || text.charCodeAt(i) !== (part < 3 ? 46 : 47)) return null; // "." then "/"
+      addr = addr * 256 + n;
+      i++;
+    } else {
+      if (n > 32 || i !== text.length) return null;
+      const masked = n === 0 ? 0 : (addr & (-1 << (32 - n))) >>> 0;
+      const bytes = new Uint8Array([masked >>> 24, (masked >>> 16) & 255, (masked >>> 8) & 255, masked & 255]);
+      return { family: 4, bytes, length: n };
+    }
+  }
+  return null;
+}
+
+/** An IPv6 prefix in the usual form (hex groups, at most one "::", no embedded IPv4, a length
+ * of at most 128), masked; null for anything else, which the general parser then judges. */
+function parseIpv6Prefix(text: string): Prefix | null {
+  const slash = text.indexOf("/");
+  if (slash < 2) return null;
+  const lenText = text.slice(slash + 1);
+  if (!/^(0|[1-9]\d{0,2})$/.test(lenText)) return null;
+  const length = Number(lenText);
+  if (length > 128) return null;
+  const groups: number[] = [];
+  let gap = -1;
+  let i = 0;
+  if (text.startsWith("::")) {
+    gap = 0;
+    i = 2;
+  }
+  while (i < slash) {
+    let n = 0;
+    const start = i;
+    for (; i < slash && i - start < 4; i++) {
+      const c = text.charCodeAt(i) | 0x20; // lowercase letters
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+      if (d < 0) break;
+      n = n * 16 + d;
+    }
+    if (i === start) return null;
+    groups.push(n);
+    if (i === slash) break;
+    if (text.charCodeAt(i) !== 58) return null; // ":"
+    i++;
+    if (text.charCodeAt(i) === 58) {
+      if (gap >= 0) return null;
+      gap = groups.length;
+      i++;
+    } else if (i === slash) {
+      return null; // a trailing single ":"
+    }
+  }
+  if (gap < 0 ? groups.length !== 8 : groups.length > 7) return null;
+  const bytes = new Uint8Array(16);
+  const tail = gap < 0 ? 0 : groups.length - gap;
+  groups.forEach((g, k) => {
+    const at = k < groups.length - tail ? k : 8 - (groups.length - k);
+    bytes[at * 2] = g >> 8;
+    bytes[at * 2 + 1] = g & 0xff;
+  });
+  for (let bit = length; bit < 128; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+  return { family: 6, bytes, length };
+}
+
 /** "10.0.0.0/8" or "fd00::/64" (a length is required, without leading zeros, as in
  * netip.ParsePrefix), masked to its network as wireguard-go's trie stores it. */
-function parseAllowedIp(key: string, value: string): { prefix: Prefix; remove: boolean } {
-  const remove = value.startsWith("-");
+function allowedIpOperation(key: string, value: string): PeerOperation {
+  const remove = value.charCodeAt(0) === 45; // "-"
   const text = remove ? value.slice(1) : value;
-  const slash = text.indexOf("/");
-  const prefix = slash > 0 && /^(0|[1-9]\d{0,2})$/.test(text.slice(slash + 1)) ? parsePrefix(text) : null;
+  let prefix = parseIpv4Prefix(text);
+  if (!prefix && text.includes(":")) {
+    prefix = parseIpv6Prefix(text);
+    if (!prefix) {
+      // Embedded IPv4 (::ffff:10.0.0.0/104) and the rest: the general parser.
+      const slash = text.indexOf("/");
+      const p = slash > 0 && /^(0|[1-9]\d{0,2})$/.test(text.slice(slash + 1)) ? parsePrefix(text) : null;
+      if (p?.family === 6) prefix = networkOf(p);
+    }
+  }
   if (!prefix) throw invalid(key, value, "not a prefix (address/length, with - in front to remove it)");
-  return { prefix: networkOf(prefix), remove };
+  return { op: "allowed_ip", prefix, remove };
 }
 
 function deviceOperation(key: string, value: string): DeviceOperation {
@@ -100,7 +188,7 @@ function peerOperation(key: string, value: string): PeerOperation {
     case "persistent_keepalive_interval":
       return { op: "persistent_keepalive_interval", seconds: parseUint(key, value, 0xffff) };
     case "allowed_ip":
-      return { op: "allowed_ip", ...parseAllowedIp(key, value) };
+      return allowedIpOperation(key, value);
     case "protocol_version":
       if (value !== "1") throw invalid(key, value, "the only protocol version is 1");
       return { op: "protocol_version", version: 1 };
@@ -116,6 +204,11 @@ export class SetParser {
   #peer: PeerSection | null = null;
 
   line(text: string): void {
+    // Most lines of a large request are allowed IPs: no key to slice and compare.
+    if (this.#peer && text.startsWith("allowed_ip=")) {
+      this.#peer.operations.push(allowedIpOperation("allowed_ip", text.slice(11)));
+      return;
+    }
     const eq = text.indexOf("=");
     if (eq < 0) throw new UapiError(ERRNO_PROTOCOL, `line ${JSON.stringify(text)}: no "="`);
     const key = text.slice(0, eq);

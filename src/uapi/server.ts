@@ -208,7 +208,8 @@ export class UapiServer {
     }
     for (const chunk of chunks) {
       if (socket.destroyed) return;
-      if (!socket.write(chunk)) await drained(socket);
+      // The reply is ASCII: latin1 skips UTF-8 encoding of megabytes.
+      if (!socket.write(chunk, "latin1")) await drained(socket);
     }
     reply(socket, 0);
   }
