@@ -61,11 +61,16 @@ export const EMPTY_STATE: ModelState = {
   owners: new Map(),
 };
 
-/** A prefix (already masked) as a map key: a number for IPv4 (cheaper to make and hash than a
- * string, and most prefixes are IPv4), length and address bytes as a string for IPv6. */
+/** A prefix (already masked) as a map key. IPv4 below /32: the network bits with a marker bit
+ * just after them, which encodes the length and fits a small integer (the cheapest key to make
+ * and hash, and most prefixes are IPv4); an IPv4 /32: the address above 2^32; IPv6: length and
+ * bytes as a string. */
 export function prefixKey(p: Prefix): PrefixKey {
   const b = p.bytes;
-  if (p.family === 4) return (((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0) * 64 + p.length;
+  if (p.family === 4) {
+    const addr = (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
+    return p.length === 32 ? (addr >>> 0) + 2 ** 32 : addr | (1 << (31 - p.length));
+  }
   return String.fromCharCode(p.length, ...b);
 }
 
@@ -171,11 +176,12 @@ class Draft {
 
   /** As the trie's insert: a prefix has one owner; taking it from another peer removes it
    * there, and re-adding it moves it to the end of the peer's list. */
-  addAllowedIp(hex: string, prefix: Prefix): void {
+  /** `mine` is edit(hex), which the caller keeps for the length of a section. */
+  addAllowedIp(hex: string, mine: DraftPeer, prefix: Prefix): void {
     const key = prefixKey(prefix);
     const owners = this.owners;
     const owner = owners.get(key);
-    const list = this.edit(hex).allowedIps;
+    const list = mine.allowedIps;
     if (owner === hex) {
       list.delete(key);
     } else {
@@ -264,8 +270,15 @@ function applyPeer(draft: Draft, section: PeerSection): void {
     draft.create(section.publicKey, hex);
     created = true;
   }
+  let mine: DraftPeer | null = null;
   for (const op of section.operations) {
-    if (!live) continue;
+    if (!live) break;
+    if (op.op === "allowed_ip" && !op.remove) {
+      // The bulk of a large request: the peer's draft is looked up once per section.
+      mine ??= draft.edit(hex);
+      draft.addAllowedIp(hex, mine, op.prefix);
+      continue;
+    }
     applyPeerOperation(draft, hex, op, created);
     if (op.op === "remove" || (op.op === "update_only" && created)) live = false;
   }
@@ -292,8 +305,7 @@ function applyPeerOperation(draft: Draft, hex: string, op: PeerOperation, create
       draft.replaceAllowedIps(hex);
       return;
     case "allowed_ip":
-      if (op.remove) draft.removeAllowedIp(hex, op.prefix);
-      else draft.addAllowedIp(hex, op.prefix);
+      draft.removeAllowedIp(hex, op.prefix); // additions are applyPeer's
       return;
     case "protocol_version":
       return;

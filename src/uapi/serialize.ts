@@ -7,8 +7,10 @@ import { formatHexKey, KEY_BYTES } from "./protocol.ts";
 import type { Prefix } from "../net/address.ts";
 import type { DeviceState, PeerState } from "./target.ts";
 
-/** Chunks are cut at about this many characters. */
-export const CHUNK_CHARS = 16 * 1024;
+/** Chunks are cut at about this many bytes. */
+export const CHUNK_BYTES = 16 * 1024;
+/** Room left after the cut for one allowed_ip line (an IPv6 one is under 60 bytes). */
+const MAX_LINE = 64;
 
 const ZERO_KEY = new Uint8Array(KEY_BYTES);
 
@@ -58,25 +60,66 @@ function deviceHead(state: DeviceState): string {
   );
 }
 
-/** The reply's body without its closing `errno=0\n\n`, in chunks of about CHUNK_CHARS (a line
- * never straddles two chunks). */
-export function* serializeGet(state: DeviceState, chunkChars = CHUNK_CHARS): Generator<string> {
-  let chunk = deviceHead(state);
+const ALLOWED_IP = Buffer.from("allowed_ip=", "latin1");
+
+/** Decimal digits of 0-255 at `off`; returns the new offset. */
+function writeByte(buf: Buffer, off: number, n: number): number {
+  if (n >= 100) buf[off++] = 48 + Math.floor(n / 100);
+  if (n >= 10) buf[off++] = 48 + (Math.floor(n / 10) % 10);
+  buf[off++] = 48 + (n % 10);
+  return off;
+}
+
+/** The reply's body without its closing `errno=0\n\n`, as bytes in chunks of about
+ * `chunkBytes` (a line never straddles two chunks). Each chunk is a fresh buffer: the socket
+ * may hold it until it is sent. IPv4 allowed IPs, most of a large reply, are written byte by
+ * byte rather than through strings. */
+export function* serializeGet(state: DeviceState, chunkBytes = CHUNK_BYTES): Generator<Buffer> {
+  let buf = Buffer.allocUnsafe(chunkBytes + MAX_LINE);
+  let off = 0;
+  const text = (s: string): void => {
+    if (off + s.length > buf.length) {
+      // Only a peer's head (under 400 bytes) comes whole; it fits after a flush.
+      buf = Buffer.concat([buf.subarray(0, off), Buffer.allocUnsafe(s.length + chunkBytes)]);
+    }
+    off += buf.write(s, off, "latin1");
+  };
+  text(deviceHead(state));
   for (const peer of state.peers) {
-    chunk += peerHead(peer);
+    text(peerHead(peer));
     for (const p of peer.allowedIps) {
-      // IPv4 written directly: a large configuration is mostly IPv4 prefixes.
-      const b = p.bytes;
-      chunk += p.family === 4 ? `allowed_ip=${b[0]}.${b[1]}.${b[2]}.${b[3]}/${p.length}\n` : `allowed_ip=${formatIpv6Prefix(p)}\n`;
-      if (chunk.length >= chunkChars) {
-        yield chunk;
-        chunk = "";
+      if (p.family === 4) {
+        const b = p.bytes;
+        ALLOWED_IP.copy(buf, off);
+        off = writeByte(buf, off + ALLOWED_IP.length, b[0]);
+        buf[off++] = 46; // "."
+        off = writeByte(buf, off, b[1]);
+        buf[off++] = 46;
+        off = writeByte(buf, off, b[2]);
+        buf[off++] = 46;
+        off = writeByte(buf, off, b[3]);
+        buf[off++] = 47; // "/"
+        off = writeByte(buf, off, p.length);
+        buf[off++] = 10;
+      } else {
+        off += buf.write(`allowed_ip=${formatIpv6Prefix(p)}\n`, off, "latin1");
+      }
+      if (off >= chunkBytes) {
+        yield buf.subarray(0, off);
+        buf = Buffer.allocUnsafe(chunkBytes + MAX_LINE);
+        off = 0;
       }
     }
-    if (chunk.length >= chunkChars) {
-      yield chunk;
-      chunk = "";
+    if (off >= chunkBytes) {
+      yield buf.subarray(0, off);
+      buf = Buffer.allocUnsafe(chunkBytes + MAX_LINE);
+      off = 0;
     }
   }
-  if (chunk !== "") yield chunk;
+  if (off > 0) yield buf.subarray(0, off);
+}
+
+/** The whole body as text, for a state small enough to hold in memory (tests, logs). */
+export function serializeGetText(state: DeviceState): string {
+  return Buffer.concat([...serializeGet(state)]).toString("latin1");
 }

@@ -198,7 +198,7 @@ export class UapiServer {
   }
 
   async #get(socket: Socket): Promise<void> {
-    let chunks: Generator<string>;
+    let chunks: Generator<Buffer>;
     try {
       chunks = serializeGet(await this.#exclusive(() => this.#device.get()));
     } catch (err) {
@@ -208,8 +208,7 @@ export class UapiServer {
     }
     for (const chunk of chunks) {
       if (socket.destroyed) return;
-      // The reply is ASCII: latin1 skips UTF-8 encoding of megabytes.
-      if (!socket.write(chunk, "latin1")) await drained(socket);
+      if (!socket.write(chunk)) await drained(socket);
     }
     reply(socket, 0);
   }

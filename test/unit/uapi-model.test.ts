@@ -1,10 +1,11 @@
 import t from "tap";
-import { formatEndpoint, formatPrefix } from "../../src/net/address.ts";
+import fc from "fast-check";
+import { formatEndpoint, formatPrefix, networkOf, parsePrefix } from "../../src/net/address.ts";
 import { ERRNO_INVALID, UapiError } from "../../src/uapi/errors.ts";
-import { EMPTY_STATE, MAX_PEERS, ModelDevice, plan } from "../../src/uapi/model.ts";
+import { EMPTY_STATE, MAX_PEERS, ModelDevice, plan, prefixKey } from "../../src/uapi/model.ts";
 import type { ConfigChange, ModelState, PeerConfig } from "../../src/uapi/model.ts";
 import { formatHexKey, parseSet } from "../../src/uapi/protocol.ts";
-import { serializeGet } from "../../src/uapi/serialize.ts";
+import { serializeGetText } from "../../src/uapi/serialize.ts";
 import { publicKeyOf } from "../../src/wireguard/x25519.ts";
 
 const A = "a1".repeat(32);
@@ -170,11 +171,24 @@ t.test("a get snapshot is not changed by later requests; stats come from the pro
   set(dev, "listen_port=51820", `public_key=${A}`, "persistent_keepalive_interval=3", "allowed_ip=10.0.0.0/8");
   const snap = dev.get();
   set(dev, "listen_port=1", "replace_peers=true", `public_key=${B}`);
-  const body = [...serializeGet(snap)].join("");
+  const body = serializeGetText(snap);
   t.match(body, "listen_port=51820\n");
   t.match(body, `public_key=${A}\n`);
   t.notMatch(body, B);
   t.match(body, "last_handshake_time_sec=5\nlast_handshake_time_nsec=6\ntx_bytes=3\nrx_bytes=9\n");
   t.match(body, "allowed_ip=10.0.0.0/8\n");
+  t.end();
+});
+
+t.test("prefix keys: equal exactly when the prefixes are (IPv4 packs the length into the number)", (t) => {
+  const v4 = fc.record({ bytes: fc.uint8Array({ minLength: 4, maxLength: 4 }), length: fc.integer({ min: 0, max: 32 }) }).map((p) => networkOf({ family: 4, ...p }));
+  const v6 = fc.record({ bytes: fc.uint8Array({ minLength: 16, maxLength: 16 }), length: fc.integer({ min: 0, max: 128 }) }).map((p) => networkOf({ family: 6, ...p }));
+  const any = fc.oneof(v4, v6, fc.constantFrom(...["0.0.0.0/0", "10.0.0.0/31", "10.0.0.1/32", "10.0.0.0/32", "::/0", "::a00:0/127", "::a00:1/128"].map((s) => parsePrefix(s)!)));
+  fc.assert(
+    fc.property(any, any, (a, b) => (prefixKey(a) === prefixKey(b)) === (formatPrefix(a) === formatPrefix(b) && a.family === b.family)),
+    { numRuns: 5000 },
+  );
+  t.not(prefixKey(parsePrefix("10.0.0.0/31")!), prefixKey(parsePrefix("10.0.0.1/32")!));
+  t.not(prefixKey(parsePrefix("10.0.0.0/32")!), prefixKey(parsePrefix("10.0.0.0/31")!));
   t.end();
 });

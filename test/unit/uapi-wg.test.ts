@@ -2,7 +2,9 @@
 // the device by its socket, /var/run/wireguard/NAME.sock, so each test uses a unique name.
 import t from "tap";
 import type { Test } from "tap";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -131,8 +133,44 @@ t.test("wg setconf and wg showconf round-trip exactly; wg syncconf touches only 
   t.equal(await wg("showconf", name), second);
 });
 
+/** A server in a process of its own, as a daemon runs it, and out of reach of the test
+ * runner's coverage instrumentation (which would slow it several-fold). On a line "cpu" it
+ * prints its main thread's CPU time in microseconds and the number of allowed IPs it holds. */
+async function startDaemon(t: Test): Promise<{ name: string; cpu: () => Promise<{ us: number; allowed: number }> }> {
+  const name = `wg${randomBytes(5).toString("hex")}`;
+  const src = new URL("../../src/uapi/", import.meta.url).pathname;
+  const script = `
+    import { createInterface } from "node:readline";
+    import { ModelDevice } from "${src}model.ts";
+    import { UapiServer } from "${src}server.ts";
+    const dev = new ModelDevice();
+    const server = await UapiServer.listen({ name: "${name}", device: dev });
+    createInterface({ input: process.stdin }).on("line", () => {
+      const u = process.threadCpuUsage();
+      console.log(JSON.stringify({ us: u.user + u.system, allowed: dev.state.owners.size }));
+    }).on("close", () => server.close());
+    console.log("ready");`;
+  // Through env(1): tap's hook puts its coverage import back into NODE_OPTIONS of any child
+  // it sees spawned, so the variable is dropped past its reach.
+  const node = ["-u", "NODE_OPTIONS", "-u", "NODE_V8_COVERAGE", process.execPath, "--input-type=module", "-e", script];
+  const child = spawn("env", node, { stdio: ["pipe", "pipe", "inherit"] });
+  t.teardown(async () => {
+    child.stdin.end();
+    await once(child, "exit");
+  });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  t.equal((await lines.next()).value, "ready");
+  return {
+    name,
+    cpu: async () => {
+      child.stdin.write("cpu\n");
+      return JSON.parse((await lines.next()).value as string) as { us: number; allowed: number };
+    },
+  };
+}
+
 t.test("40 peers with 2,500 allowed IPs each: setconf and a complete wg show within a second", async (t) => {
-  const { name, dev } = await start(t);
+  const { name, cpu } = await startDaemon(t);
   const me = keys();
   const peers: PeerSpec[] = [];
   for (let p = 0; p < 40; p++) {
@@ -143,17 +181,17 @@ t.test("40 peers with 2,500 allowed IPs each: setconf and a complete wg show wit
   }
   const text = conf({ priv: me.priv, port: 51820 }, peers);
   const path = file("big.conf", text);
-  // The machine is shared, so the bound is on this process's CPU time (the server's work);
-  // the wall time, which includes wg and whoever else is running, is reported beside it.
+  // The machine is shared, so the bound is on the CPU time of the server's thread; the wall
+  // time, which also counts wg and the neighbours, is reported beside it.
   const started = performance.now();
-  const cpu = process.cpuUsage();
+  const before = await cpu();
   await wg("setconf", name, path);
   const dump = await wg("show", name, "dump");
-  const used = process.cpuUsage(cpu);
-  const cpuMs = (used.user + used.system) / 1000;
+  const after = await cpu();
+  const cpuMs = (after.us - before.us) / 1000;
   const wallMs = performance.now() - started;
-  t.ok(cpuMs < 1000, `setconf + show dump: ${Math.round(cpuMs)} ms of CPU (${Math.round(wallMs)} ms wall)`);
-  t.equal(dev.state.owners.size, 100_000);
+  t.ok(cpuMs < 1000, `setconf + show dump: ${Math.round(cpuMs)} ms of the server thread's CPU (${Math.round(wallMs)} ms wall)`);
+  t.equal(after.allowed, 100_000, "the server holds every allowed IP");
   const lines = dump.trimEnd().split("\n");
   t.equal(lines.length, 41);
   const byKey = new Map(lines.slice(1).map((l) => [l.split("\t")[0], l.split("\t")[3]]));
