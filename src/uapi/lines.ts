@@ -1,7 +1,7 @@
 // Lines from a stream, one at a time, with a bound on their length: the reader pulls the next
 // chunk only when a caller wants a line it does not yet hold, so a client that sends faster
 // than requests are applied is held back by the socket, not buffered here.
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 
 /** A line longer than the limit (the reader is unusable afterwards). */
 export class LineTooLong extends Error {}
@@ -11,8 +11,6 @@ export class LineReader {
   readonly #maxLine: number;
   #buf: Buffer = Buffer.alloc(0);
   #pos = 0;
-  /** Set at EOF if the stream ended inside a line (a truncated request). */
-  partial = false;
 
   constructor(stream: Readable, maxLine: number) {
     this.#chunks = stream[Symbol.asyncIterator]();
@@ -29,7 +27,7 @@ export class LineReader {
     return line;
   }
 
-  /** The next line, or null at EOF. */
+  /** The next line, or null at EOF (a line cut short by EOF is dropped with it). */
   async next(): Promise<string | null> {
     for (;;) {
       const line = this.take();
@@ -37,10 +35,7 @@ export class LineReader {
       const rest = this.#buf.length - this.#pos;
       if (rest > this.#maxLine) throw new LineTooLong();
       const r = await this.#chunks.next();
-      if (r.done) {
-        this.partial = rest > 0;
-        return null;
-      }
+      if (r.done) return null;
       this.#buf = rest > 0 ? Buffer.concat([this.#buf.subarray(this.#pos), r.value]) : r.value;
       this.#pos = 0;
     }

@@ -5,11 +5,11 @@
 import { isIPv6 } from "node:net";
 import { encodeEndpoint, networkOf, parseIp, parsePrefix } from "../net/address.ts";
 import type { Prefix } from "../net/address.ts";
+import { KEY_LEN } from "../wireguard/x25519.ts";
 import { ERRNO_INVALID, ERRNO_PROTOCOL, UapiError } from "./errors.ts";
 import type { DeviceOperation, PeerOperation, PeerSection, SetRequest } from "./target.ts";
 
-export const KEY_BYTES = 32;
-const HEX_KEY = /^[0-9a-f]{64}$/;
+const HEX_KEY = new RegExp(`^[0-9a-f]{${KEY_LEN * 2}}$`);
 
 function invalid(key: string, value: string, why: string): UapiError {
   return new UapiError(ERRNO_INVALID, `${key}=${JSON.stringify(value)}: ${why}`);

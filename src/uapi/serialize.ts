@@ -3,7 +3,8 @@
 // wireguard-go: private_key and listen_port only when set, fwmark only when nonzero; per peer
 // preshared_key always (zeros for none), endpoint only when known.
 import { formatEndpoint, formatPrefix } from "../net/address.ts";
-import { formatHexKey, KEY_BYTES } from "./protocol.ts";
+import { KEY_LEN } from "../wireguard/x25519.ts";
+import { formatHexKey } from "./protocol.ts";
 import type { Prefix } from "../net/address.ts";
 import type { DeviceState, PeerState } from "./target.ts";
 
@@ -12,7 +13,7 @@ export const CHUNK_BYTES = 16 * 1024;
 /** Room left after the cut for one allowed_ip line (an IPv6 one is under 60 bytes). */
 const MAX_LINE = 64;
 
-const ZERO_KEY = new Uint8Array(KEY_BYTES);
+const ZERO_KEY = new Uint8Array(KEY_LEN);
 
 /** An IPv6 prefix as netip prints it (RFC 5952: lowercase, the longest run of two or more zero
  * groups as "::"), without formatIp's intermediate arrays; v4-mapped ones go to formatPrefix. */

@@ -119,7 +119,7 @@ export class UapiServer {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#server.once("error", onError);
-      // The socket file is created by bind() inside listen(): the umask makes it 0600 from the start.
+      // The socket file is created by bind() inside listen(): under the umask it is owner-only from the start.
       const umask = process.umask(0o077);
       try {
         this.#server.listen(this.path, () => {
