@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { ModelDevice } from "../../src/uapi/model.ts";
-import type { ConfigChange, PeerConfig, PeerStats } from "../../src/uapi/model.ts";
+import type { ConfigChange, PeerConfig, PeerStats } from "../../src/uapi/state.ts";
 import { UapiServer } from "../../src/uapi/server.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/x25519.ts";
 
