@@ -1,0 +1,255 @@
+// A set request applied with wireguard-go's semantics: to a draft that copies only what the
+// request touches, so a refused request leaves nothing behind and the peers it did not touch
+// stay the same objects (which is how the change is found).
+import { publicKeyOf } from "../wireguard/x25519.ts";
+import { ERRNO_INVALID, UapiError } from "./errors.ts";
+import { formatHexKey } from "./protocol.ts";
+import { MAX_PEERS, prefixKey } from "./state.ts";
+import type { Prefix } from "../net/address.ts";
+import type { ConfigChange, ModelState, PeerConfig, PrefixKey } from "./state.ts";
+import type { DeviceOperation, PeerOperation, PeerSection, SetRequest } from "./target.ts";
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function sameKeys(a: ReadonlyMap<unknown, unknown>, b: ReadonlyMap<unknown, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const bk = b.keys();
+  for (const k of a.keys()) if (k !== bk.next().value) return false;
+  return true;
+}
+
+function samePeer(a: PeerConfig, b: PeerConfig): boolean {
+  return (
+    sameBytes(a.presharedKey, b.presharedKey) &&
+    sameBytes(a.endpoint, b.endpoint) &&
+    a.persistentKeepalive === b.persistentKeepalive &&
+    sameKeys(a.allowedIps, b.allowedIps)
+  );
+}
+
+interface DraftPeer {
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array | null;
+  endpoint: Uint8Array | null;
+  persistentKeepalive: number;
+  allowedIps: Map<PrefixKey, Prefix>;
+  generation: number;
+}
+
+let nextGeneration = 1;
+
+/** One request being applied: copies are made only of what it touches. */
+class Draft {
+  privateKey: Uint8Array | null;
+  publicKey: Uint8Array | null;
+  listenPort: number;
+  fwmark: number;
+  readonly peers: Map<string, PeerConfig | DraftPeer>;
+  readonly touched = new Set<string>();
+  readonly #base: ModelState;
+  readonly #drafts = new Set<DraftPeer>();
+  #owners: Map<PrefixKey, string> | null = null;
+
+  constructor(base: ModelState) {
+    this.#base = base;
+    this.privateKey = base.privateKey;
+    this.publicKey = base.publicKey;
+    this.listenPort = base.listenPort;
+    this.fwmark = base.fwmark;
+    this.peers = new Map(base.peers);
+  }
+
+  get owners(): Map<PrefixKey, string> {
+    this.#owners ??= new Map(this.#base.owners);
+    return this.#owners;
+  }
+
+  /** The peer, copied into the draft before its first change. */
+  edit(hex: string): DraftPeer {
+    const p = this.peers.get(hex)!;
+    if (this.#drafts.has(p as DraftPeer)) return p as DraftPeer;
+    const copy: DraftPeer = { ...p, allowedIps: new Map(p.allowedIps) };
+    this.peers.set(hex, copy);
+    this.#drafts.add(copy);
+    this.touched.add(hex);
+    return copy;
+  }
+
+  create(publicKey: Uint8Array, hex: string): void {
+    if (this.peers.size >= MAX_PEERS) throw new UapiError(ERRNO_INVALID, `public_key=${hex}: the device already has ${MAX_PEERS} peers`);
+    const peer: DraftPeer = { publicKey, presharedKey: null, endpoint: null, persistentKeepalive: 0, allowedIps: new Map(), generation: nextGeneration++ };
+    this.peers.set(hex, peer);
+    this.#drafts.add(peer);
+    this.touched.add(hex);
+  }
+
+  remove(hex: string): void {
+    const peer = this.peers.get(hex);
+    if (!peer) return;
+    if (peer.allowedIps.size > 0) for (const key of peer.allowedIps.keys()) this.owners.delete(key);
+    this.peers.delete(hex);
+    this.touched.add(hex);
+  }
+
+  removeAll(): void {
+    for (const hex of this.peers.keys()) this.touched.add(hex);
+    this.peers.clear();
+    this.#owners = new Map();
+  }
+
+  replaceAllowedIps(hex: string): void {
+    const peer = this.peers.get(hex)!;
+    if (peer.allowedIps.size === 0) return;
+    for (const key of peer.allowedIps.keys()) this.owners.delete(key);
+    this.edit(hex).allowedIps.clear();
+  }
+
+  /** As the trie's insert: a prefix has one owner; taking it from another peer removes it
+   * there, and re-adding it moves it to the end of the peer's list. */
+  /** `mine` is edit(hex), which the caller keeps for the length of a section. */
+  addAllowedIp(hex: string, mine: DraftPeer, prefix: Prefix): void {
+    const key = prefixKey(prefix);
+    const owners = this.owners;
+    const owner = owners.get(key);
+    const list = mine.allowedIps;
+    if (owner === hex) {
+      list.delete(key);
+    } else {
+      if (owner !== undefined) this.edit(owner).allowedIps.delete(key);
+      owners.set(key, hex);
+    }
+    list.set(key, prefix);
+  }
+
+  removeAllowedIp(hex: string, prefix: Prefix): void {
+    const key = prefixKey(prefix);
+    if (this.owners.get(key) !== hex) return;
+    this.owners.delete(key);
+    this.edit(hex).allowedIps.delete(key);
+  }
+
+  /** The new state and what differs from the base. */
+  finish(): { state: ModelState; change: ConfigChange } {
+    const base = this.#base;
+    const change: ConfigChange = {
+      privateKey: !sameBytes(base.privateKey, this.privateKey),
+      listenPort: base.listenPort !== this.listenPort,
+      fwmark: base.fwmark !== this.fwmark,
+      removed: [],
+      added: [],
+      updated: [],
+    };
+    for (const hex of this.touched) {
+      const before = base.peers.get(hex);
+      const draft = this.peers.get(hex);
+      let after: PeerConfig | undefined;
+      if (draft) {
+        after = Object.freeze({ ...draft });
+        if (before && before.generation === after.generation && samePeer(before, after)) after = before;
+        this.peers.set(hex, after);
+      }
+      if (before === after) continue;
+      if (before && after && before.generation === after.generation) {
+        change.updated.push({ before, after });
+        continue;
+      }
+      if (before) change.removed.push(before);
+      if (after) change.added.push(after);
+    }
+    const state: ModelState = Object.freeze({
+      privateKey: this.privateKey,
+      publicKey: this.publicKey,
+      listenPort: this.listenPort,
+      fwmark: this.fwmark,
+      peers: this.peers as Map<string, PeerConfig>,
+      owners: this.#owners ?? base.owners,
+    });
+    return { state, change };
+  }
+}
+
+function applyDevice(draft: Draft, op: DeviceOperation): void {
+  switch (op.op) {
+    case "private_key": {
+      if (sameBytes(draft.privateKey, op.key)) return;
+      draft.privateKey = op.key;
+      draft.publicKey = op.key ? publicKeyOf(op.key) : null;
+      // A peer with the device's own public key cannot exist (wireguard-go drops it).
+      if (draft.publicKey) draft.remove(formatHexKey(draft.publicKey));
+      return;
+    }
+    case "listen_port":
+      draft.listenPort = op.port;
+      return;
+    case "fwmark":
+      draft.fwmark = op.mark;
+      return;
+    case "replace_peers":
+      draft.removeAll();
+      return;
+  }
+}
+
+/** One peer section. Once the section's peer is gone (removed, update_only for a peer that
+ * did not exist, or the device's own key) the rest of it is validated but ignored. */
+function applyPeer(draft: Draft, section: PeerSection): void {
+  const hex = formatHexKey(section.publicKey);
+  let live = !sameBytes(section.publicKey, draft.publicKey);
+  let created = false;
+  if (live && !draft.peers.has(hex)) {
+    draft.create(section.publicKey, hex);
+    created = true;
+  }
+  let mine: DraftPeer | null = null;
+  for (const op of section.operations) {
+    if (!live) break;
+    if (op.op === "allowed_ip" && !op.remove) {
+      // The bulk of a large request: the peer's draft is looked up once per section.
+      mine ??= draft.edit(hex);
+      draft.addAllowedIp(hex, mine, op.prefix);
+      continue;
+    }
+    applyPeerOperation(draft, hex, op, created);
+    if (op.op === "remove" || (op.op === "update_only" && created)) live = false;
+  }
+}
+
+function applyPeerOperation(draft: Draft, hex: string, op: PeerOperation, created: boolean): void {
+  switch (op.op) {
+    case "remove":
+      draft.remove(hex);
+      return;
+    case "update_only":
+      if (created) draft.remove(hex);
+      return;
+    case "preshared_key":
+      draft.edit(hex).presharedKey = op.key;
+      return;
+    case "endpoint":
+      draft.edit(hex).endpoint = op.endpoint;
+      return;
+    case "persistent_keepalive_interval":
+      draft.edit(hex).persistentKeepalive = op.seconds;
+      return;
+    case "replace_allowed_ips":
+      draft.replaceAllowedIps(hex);
+      return;
+    case "allowed_ip":
+      draft.removeAllowedIp(hex, op.prefix); // additions are applyPeer's
+      return;
+    case "protocol_version":
+      return;
+  }
+}
+
+/** The state a request leads to from `base`, and what it changes; throws a UapiError (and
+ * changes nothing) if it cannot be applied. */
+export function plan(base: ModelState, request: SetRequest): { state: ModelState; change: ConfigChange } {
+  const draft = new Draft(base);
+  for (const op of request.device) applyDevice(draft, op);
+  for (const section of request.peers) applyPeer(draft, section);
+  return draft.finish();
+}
