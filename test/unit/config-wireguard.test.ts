@@ -36,6 +36,7 @@ const wgConfig = (): Json => ({
 });
 
 const plainConfig = (): Json => ({
+  transport: "plain",
   device: { name: "tun9", address: "10.9.0.1/24" },
   peers: [{ name: "p", endpoint: "192.0.2.9:51820", allowedIps: "10.9.0.2/32" }],
 });
@@ -91,13 +92,15 @@ t.test("a WireGuard config: keys as 32 bytes, endpoint optional, keepalive 0 unl
   t.end();
 });
 
-t.test("transport: one default constant, plain today; plain keeps its rules", (t) => {
+t.test("transport: one default constant, wireguard; plain keeps its rules", (t) => {
   t.equal(DEFAULTS.transport, "wireguard");
+  const unsaid = plainConfig();
+  delete unsaid.transport;
+  throwsConfigError(t, () => validateConfig(unsaid), "privateKey", ["missing"]);
   const c = validateConfig(plainConfig());
-  t.equal(c.transport, "plain", "absent: the default");
+  t.equal(c.transport, "plain", "explicit");
   t.equal(c.privateKey, null);
   t.equal(c.peers[0].publicKey, null);
-  t.equal(validateConfig({ ...plainConfig(), transport: "plain" }).transport, "plain", "explicit");
   const keepalive = plainConfig();
   keepalive.peers[0].persistentKeepalive = 10;
   t.equal(validateConfig(keepalive).peers[0].persistentKeepalive, 10, "persistentKeepalive means the same for plain peers");
