@@ -9,11 +9,7 @@ import type { ConfigOverrides } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { configSummary } from "./config/summary.ts";
 import { ConfigError } from "./config/validate.ts";
-import { createLogger } from "./telemetry/log.ts";
-import { Telemetry } from "./telemetry/metrics.ts";
-import { startMetricsServer } from "./telemetry/server.ts";
 import type { MetricsServer } from "./telemetry/server.ts";
-import { startDataPlane } from "./tunnel/data-plane.ts";
 import type { DataPlane } from "./tunnel/data-plane.ts";
 
 const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN_CONFIG)
@@ -51,6 +47,11 @@ function parseArgs(argv: string[]): { cmd: string; config: string | undefined; o
 }
 
 async function run(config: Config, load: () => Config, ver: string): Promise<void> {
+  // Loaded here, not at the top: the key commands and `check` start without the addon,
+  // OpenTelemetry and pino (`udptun pubkey` answers as fast as `wg pubkey` is expected to).
+  const [{ createLogger }, { Telemetry }, { startMetricsServer }, { startDataPlane }] = await Promise.all([
+    import("./telemetry/log.ts"), import("./telemetry/metrics.ts"), import("./telemetry/server.ts"), import("./tunnel/data-plane.ts"),
+  ]);
   const log = createLogger(config.log.level);
   for (const warning of config.warnings) log.warn(warning);
   const telemetry = new Telemetry(ver);
