@@ -161,6 +161,7 @@ t.test("with socket.peerFilter off, the stranger's datagrams reach udptun: unkno
 
 t.test("more peers than the filter can hold (SIGHUP): a warning, the old filter removed, strangers reach udptun", async (t) => {
   const cfg = (peers: number) => ({
+    transport: "plain",
     device: { name: "udptun8", address: ["10.88.0.1/16"], mtu: 1420 },
     listen: "0.0.0.0:51828",
     // Endpoints nobody answers from; only the count matters here.
@@ -232,6 +233,7 @@ t.test("promtool check metrics has nothing to say about a live /metrics", async 
 t.test("an IPv6 underlay: dual-stack listen, IPv6 peer endpoints", async (t) => {
   // A second tunnel between the same hosts, over fd18::/64, beside the first one.
   const cfg = (self: Host, other: Host, n: number, m: number) => ({
+    transport: "plain",
     device: { name: "udptun6", address: [`10.78.0.${n}/24`], mtu: 1400 },
     listen: "[::]:51821",
     peers: [{ name: "other", endpoint: `[${other.ip6}]:51821`, allowedIps: [`10.78.0.${m}/32`] }],
@@ -258,6 +260,7 @@ t.test("a peer given by name: the filter admits nothing until the name resolves,
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${dir}/hosts`, `127.0.0.1 localhost\n${hostB.ip4} peer-b.test\n`);
   const cfg = (self: Host, n: number, m: number, endpoint: string) => ({
+    transport: "plain",
     device: { name: "udptun7", address: [`10.79.0.${n}/24`], mtu: 1420 },
     listen: "0.0.0.0:51827",
     peers: [{ name: "other", endpoint, allowedIps: [`10.79.0.${m}/32`] }],
