@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { PeerConfig, WireGuardConfig } from "../config/schema.ts";
 import { addon, WG_HEADER_LEN, WG_KEYPAIR_SLOTS } from "../native/addon.ts";
+import type { PacketIo } from "../native/addon.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES } from "../net/address.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
@@ -56,6 +57,8 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   readonly protocol: WgDevice;
   readonly mtu: number;
   private readonly sock: UdpSocket;
+  /** The paths' packet I/O: control messages go out through it too. */
+  private readonly io: PacketIo;
   private readonly log: Logger;
   private readonly opts: WireGuardOptions;
   private readonly wgOf = new Map<Peer, WgPeer>();
@@ -82,6 +85,7 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   constructor(parts: TransportParts, hooks: TransportHooks, config: WireGuardConfig, opts: WireGuardOptions) {
     const { fds, pools, offloads, peers } = parts;
     const io = parts.io ?? addon;
+    this.io = io;
     this.sock = fds.sock;
     this.log = parts.log;
     this.opts = opts;
@@ -244,7 +248,7 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   }
 
   private sendControl(endpoint: Uint8Array): void {
-    const sent = addon.udpSend(this.sock.fd, this.sock.v6, this.ctl, this.ctlOffs, this.ctlLens, 1, endpoint, this.ctlStatus);
+    const sent = this.io.udpSend(this.sock.fd, this.sock.v6, this.ctl, this.ctlOffs, this.ctlLens, 1, endpoint, this.ctlStatus);
     if (sent === 1 && this.ctlStatus[0] === 0) this.devicePath.sends++;
   }
 
