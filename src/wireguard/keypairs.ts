@@ -9,8 +9,9 @@ export class Keypair {
   readonly isInitiator: boolean;
   /** `now` when derived. */
   readonly created: number;
-  /** Messages sent with it, as reported by WgDevice.dataSent and our keepalives. */
-  sent = 0n;
+  /** Messages sent with it, as reported by WgDevice.dataSent and our keepalives. A number:
+   * exact to 2^53 (years at any rate), and adding to it allocates nothing, unlike a bigint. */
+  sent = 0;
   #sendKey: Uint8Array;
   #recvKey: Uint8Array;
 
