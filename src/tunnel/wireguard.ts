@@ -66,8 +66,11 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   /** The peer whose keypair each native slot holds: the network path's lookup, no Map per packet. */
   private readonly slotPeers: (Peer | null)[] = new Array<Peer | null>(WG_KEYPAIR_SLOTS).fill(null);
   private readonly staged = new Map<Peer, PooledBuffer[]>();
-  /** Data messages sent per peer in the batch in hand, for the protocol once the batch is out. */
-  private readonly unreported = new Map<Peer, number>();
+  /** Data messages sent per peer in the batch in hand, for the protocol once the batch is out:
+   * entries [0, unreportedCount) (arrays, not a Map: iterating a Map allocates per batch). */
+  private readonly unreportedPeers: (Peer | null)[] = [];
+  private readonly unreportedMessages: number[] = [];
+  private unreportedCount = 0;
   private stagedTotal = 0;
   private readonly stagedMax: number;
   private readonly timer: NodeJS.Timeout;
@@ -155,16 +158,26 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   }
 
   sent(peer: Peer, count: number): void {
-    this.unreported.set(peer, (this.unreported.get(peer) ?? 0) + count);
+    const n = this.unreportedCount;
+    // A batch mostly goes to one peer or a few: the latest entry is the likeliest.
+    for (let i = n - 1; i >= 0; i--) {
+      if (this.unreportedPeers[i] === peer) {
+        this.unreportedMessages[i] += count;
+        return;
+      }
+    }
+    this.unreportedPeers[n] = peer;
+    this.unreportedMessages[n] = count;
+    this.unreportedCount = n + 1;
   }
 
   flushSent(): void {
-    if (this.unreported.size === 0) return;
-    for (const [peer, count] of this.unreported) {
-      const wp = this.wgOf.get(peer);
-      if (wp !== undefined) this.protocol.dataSent(wp, this.now, count);
+    for (let i = 0; i < this.unreportedCount; i++) {
+      const wp = this.wgOf.get(this.unreportedPeers[i]!);
+      if (wp !== undefined) this.protocol.dataSent(wp, this.now, this.unreportedMessages[i]);
+      this.unreportedPeers[i] = null;
     }
-    this.unreported.clear();
+    this.unreportedCount = 0;
   }
 
   seal = addon.wgSeal;
