@@ -188,9 +188,9 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
     return this.slotPeers[slot];
   }
 
-  received(slot: number, source: Uint8Array, keepalive: boolean): boolean {
-    this.now = performance.now();
-    if (!this.protocol.dataReceived(slot, source, this.now, keepalive)) return false;
+  received(slot: number, source: Uint8Array, keepalive: boolean, now: number): boolean {
+    this.now = now;
+    if (!this.protocol.dataReceived(slot, source, now, keepalive)) return false;
     const peer = this.slotPeers[slot];
     if (peer !== null) this.follow(peer);
     return true;
