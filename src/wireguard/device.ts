@@ -136,7 +136,7 @@ export class WgDevice {
     if (messagesSent <= 0) return;
     const st = peerState(peer);
     const kp = st.keypairs.current;
-    if (kp) kp.sent += messagesSent;
+    if (kp) addSent(kp, messagesSent);
     st.timers.anyAuthenticatedPacketTraversal(now);
     st.timers.anyAuthenticatedPacketSent();
     st.timers.dataSent(now);
@@ -373,8 +373,8 @@ export class WgDevice {
     else kps.installResponder(kp, this.#retire);
   }
 
-  /** Messages sent with kp >= limit (a bigint past 2^53). A count below 2^53 is under every
-   * limit, so the per-packet check needs no BigInt comparison. */
+  /** Messages sent with kp >= limit (a bigint past 2^53). A count that is still a number is
+   * under every limit, so the per-packet check needs no BigInt comparison. */
   #sentAtLeast(kp: Keypair, limit: bigint): boolean {
     const sent = this.#sendCounter ? this.#sendCounter(kp.slot) : kp.sent;
     return typeof sent === "number" && sent < Number.MAX_SAFE_INTEGER ? false : sent >= limit;
@@ -442,7 +442,7 @@ export class WgDevice {
       return;
     }
     const st = peerState(peer);
-    kp.sent += 1;
+    addSent(kp, 1);
     st.timers.anyAuthenticatedPacketTraversal(now);
     st.timers.anyAuthenticatedPacketSent();
     this.#effects.sendKeepalive(peer, kp.slot);
@@ -535,6 +535,13 @@ function checkLength(field: string, value: Uint8Array, len: number): void {
     const what = value instanceof Uint8Array ? `${value.length} bytes` : typeof value;
     throw new RangeError(`${field}: ${what}, expected ${len} bytes`);
   }
+}
+
+/** Counts n more messages sent with kp: a number while that is exact (no allocation per
+ * batch), a bigint past 2^53 (the limits are 2^60 and about 2^64). */
+function addSent(kp: Keypair, n: number): void {
+  const sent = kp.sent;
+  kp.sent = typeof sent === "number" && sent + n <= Number.MAX_SAFE_INTEGER ? sent + n : BigInt(sent) + BigInt(n);
 }
 
 /** Byte equality without Buffer.compare's argument checks (it runs per received batch). */
