@@ -8,7 +8,7 @@
 // Then the same four runs over the WireGuard transport (src/tunnel/wireguard.ts): its real
 // Sealer and Opener, its protocol (WgDevice) and the addon's keypair table, after a real
 // handshake with a peer that is the protocol alone. The fake kernel seals what it hands the
-// network path with that peer's keys (wgSeal, timed apart and left out of the ns/packet),
+// network path with that peer's keys (wgSeal; its CPU, measured apart, is left out),
 // so every message is opened, replay-checked and judged for real; without offloads the
 // device path seals with wgSeal for real. With offloads the split and its sealing are inside
 // udpSendSegments, which is faked like the rest of the kernel.
