@@ -67,6 +67,10 @@ export function splitFrame(f) {
 const SOFTIRQ_RE = /^(handle_softirqs|__do_softirq|do_softirq_own_stack)$/;
 const SCHED_RE = /^(__schedule|schedule)$/;
 const SYSCALL_RE = /^(?:__x64_sys_|__ia32_sys_|__do_sys_)(\w+)$/;
+// OpenSSL is linked into the node binary: its symbols would count as V8's runtime. The
+// addon's seal/open reach it through EVP (addon frames on the stack); node:crypto (the
+// handshake) through Node's C++.
+const OPENSSL_RE = /^(_?ChaCha20|_?chacha20|_?Poly1305|_?poly1305|__poly1305|EVP_|evp_|CRYPTO_|OPENSSL_|ossl_|OSSL_|x25519|X25519|blake2|BLAKE2|sha\d|SHA\d|bn_|BN_|RAND_|ERR_)/;
 const GC_RE =
   /v8::internal::(Heap::(CollectGarbage|PerformGarbageCollection|CollectAllGarbage|StartIncrementalMarking|FinalizeIncrementalMarking|Scavenge|MarkCompact)|ScavengerCollector|Scavenger::|MarkCompactCollector|MinorMarkSweepCollector|MinorMS|ConcurrentMarking|Sweeper|IncrementalMarking|MarkingVisitor|MarkingBarrier|ArrayBufferSweeper|GCTracer|MemoryReducer|ScavengeJob|MinorGCJob|PretenuringHandler|EvacuationVerifier|Evacuator)|cppgc::internal::/;
 const COMPILER_RE =
@@ -80,6 +84,8 @@ export const CATEGORIES = [
   ["kernel: scheduler", "hsl(40,85%,60%)"],
   ["kernel: softirq", "hsl(10,85%,65%)"],
   ["addon (C)", "hsl(0,75%,55%)"],
+  ["OpenSSL (addon)", "hsl(345,70%,60%)"],
+  ["OpenSSL (node:crypto)", "hsl(355,55%,72%)"],
   ["JS: udptun", "hsl(120,55%,55%)"],
   ["JS: node core & deps", "hsl(150,45%,62%)"],
   ["V8 builtins & stubs", "hsl(190,60%,62%)"],
@@ -105,6 +111,7 @@ function frameCategory(sym, kind) {
   }
   if (kind === "node") {
     if (sym.startsWith("Builtins_")) return "V8 builtins & stubs";
+    if (OPENSSL_RE.test(sym)) return "OpenSSL (addon)";
     if (GC_RE.test(sym)) return "GC";
     if (COMPILER_RE.test(sym)) return "V8 JIT compiler";
     if (/^uv_|^uv__/.test(sym)) return "libuv";
@@ -122,6 +129,9 @@ function sampleCategory(frames) {
     if (frames.some((f) => f.kind === "k" && SOFTIRQ_RE.test(f.sym))) return "kernel: softirq";
     if (frames.some((f) => f.kind === "k" && SCHED_RE.test(f.sym))) return "kernel: scheduler";
     return "kernel: syscalls";
+  }
+  if (leaf.kind === "node" && OPENSSL_RE.test(leaf.sym)) {
+    return frames.some((f) => f.kind === "addon") ? "OpenSSL (addon)" : "OpenSSL (node:crypto)";
   }
   if (frames.some((f) => f.kind === "node" && GC_RE.test(f.sym))) return "GC";
   if (frames.some((f) => f.kind === "node" && COMPILER_RE.test(f.sym))) return "V8 JIT compiler";
@@ -451,6 +461,7 @@ function iperfSummary(file) {
 const LEGEND = [
   ["kernel", CAT_COLOR["kernel: syscalls"]],
   ["addon C", CAT_COLOR["addon (C)"]],
+  ["OpenSSL", CAT_COLOR["OpenSSL (addon)"]],
   ["JS udptun", CAT_COLOR["JS: udptun"]],
   ["JS other", CAT_COLOR["JS: node core & deps"]],
   ["pool", "hsl(330,90%,55%)"],

@@ -183,6 +183,10 @@ export class DevicePath {
     const sealer = this.sealer;
     const now = sealer !== null ? performance.now() : 0;
     let k = this.sendCount;
+    // A run of packets to one peer shares its keypair slot: the sealer is asked once per run
+    // (and the batch's time is passed once, not boxed per packet).
+    let lastPeer: Peer | null = null;
+    let lastSlot = -1;
     for (let i = 0; i < n; i++) {
       const buf = this.batch.take(i);
       const len = this.batch.lens[i];
@@ -203,7 +207,9 @@ export class DevicePath {
         continue;
       }
       if (sealer !== null) {
-        const slot = sealer.slotFor(peer, buf, now);
+        const slot = peer === lastPeer && lastSlot >= 0 ? lastSlot : sealer.slotFor(peer, buf, now);
+        lastPeer = peer;
+        lastSlot = slot;
         if (slot < 0) continue; // the sealer has it
         this.sendSlots[k] = slot;
       }

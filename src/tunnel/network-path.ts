@@ -56,12 +56,22 @@ export interface Opener {
   /** The peer whose keypair is in slot, or null. */
   peerOf(slot: number): Peer | null;
   /** Messages that authenticated on slot came from source: one call stands for a run of them
-   * (keepalive: all were). False: the keypair is past its time, and they are dropped. */
-  received(slot: number, source: Uint8Array, keepalive: boolean): boolean;
+   * (keepalive: all were); now is the batch's time. False: the keypair is past its time, and
+   * they are dropped. */
+  received(slot: number, source: Uint8Array, keepalive: boolean, now: number): boolean;
   /** A datagram that is not a data message, for the handshake: -1 if taken, else its Drop reason. */
   control(message: Uint8Array, source: Uint8Array): number;
   /** Opens a batch's data messages in place (the addon's wgOpen). */
   open: Addon["wgOpen"];
+}
+
+/** Whether the endpoints of datagrams i and j in sources are the same. */
+function sameEndpoint(sources: Uint8Array, i: number, j: number): boolean {
+  if (i === j) return true;
+  const a = i * ENDPOINT_BYTES;
+  const b = j * ENDPOINT_BYTES;
+  for (let x = 0; x < ENDPOINT_BYTES; x++) if (sources[a + x] !== sources[b + x]) return false;
+  return true;
 }
 
 /** wgOpen's refusals, as drop reasons. */
@@ -262,9 +272,16 @@ export class NetworkPath {
       if (bad) b.lens[i] = 0;
     }
     opener.open(slab, b.offs, b.lens, n, segs, out);
+    const now = performance.now(); // once per batch, as the device path does
     let e = 0;
     let k = 0;
     let held = 0;
+    // Messages mostly come in runs on one keypair from one source: the opener hears of each
+    // run once, across datagrams too (runFrom: the datagram whose source the run has).
+    let runSlot = -1;
+    let runOk = false;
+    let runData = false;
+    let runFrom = -1;
     for (let i = 0; i < n; i++) {
       const buf = b.take(i);
       const len = b.lens[i];
@@ -277,10 +294,7 @@ export class NetworkPath {
       }
       const source = this.sourceViews[i];
       const first = k;
-      // A datagram's messages mostly share one keypair: the opener hears of each run once.
-      let runSlot = -1;
-      let runOk = false;
-      let runData = false;
+      if (runFrom >= 0 && !sameEndpoint(this.recvSources, runFrom, i)) runSlot = -1;
       for (let m = 0; m < messages; m++, e++) {
         const off = out[e * 3];
         const mlen = out[e * 3 + 1];
@@ -293,11 +307,12 @@ export class NetworkPath {
         const keepalive = mlen === 0;
         if (slot !== runSlot) {
           runSlot = slot;
+          runFrom = i;
           runData = !keepalive;
-          runOk = opener.received(slot, source, keepalive);
+          runOk = opener.received(slot, source, keepalive, now);
         } else if (runOk && !runData && !keepalive) {
           runData = true;
-          runOk = opener.received(slot, source, false);
+          runOk = opener.received(slot, source, false, now);
         }
         const peer = runOk ? opener.peerOf(slot) : null;
         if (peer === null) {

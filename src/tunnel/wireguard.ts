@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { PeerConfig, WireGuardConfig } from "../config/schema.ts";
 import { addon, WG_HEADER_LEN, WG_KEYPAIR_SLOTS } from "../native/addon.ts";
+import type { PacketIo } from "../native/addon.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { ENDPOINT_BYTES } from "../net/address.ts";
 import type { PooledBuffer } from "../pool/pooled-buffer.ts";
@@ -56,6 +57,8 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   readonly protocol: WgDevice;
   readonly mtu: number;
   private readonly sock: UdpSocket;
+  /** The paths' packet I/O: control messages go out through it too. */
+  private readonly io: PacketIo;
   private readonly log: Logger;
   private readonly opts: WireGuardOptions;
   private readonly wgOf = new Map<Peer, WgPeer>();
@@ -63,8 +66,11 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   /** The peer whose keypair each native slot holds: the network path's lookup, no Map per packet. */
   private readonly slotPeers: (Peer | null)[] = new Array<Peer | null>(WG_KEYPAIR_SLOTS).fill(null);
   private readonly staged = new Map<Peer, PooledBuffer[]>();
-  /** Data messages sent per peer in the batch in hand, for the protocol once the batch is out. */
-  private readonly unreported = new Map<Peer, number>();
+  /** Data messages sent per peer in the batch in hand, for the protocol once the batch is out:
+   * entries [0, unreportedCount) (arrays, not a Map: iterating a Map allocates per batch). */
+  private readonly unreportedPeers: (Peer | null)[] = [];
+  private readonly unreportedMessages: number[] = [];
+  private unreportedCount = 0;
   private stagedTotal = 0;
   private readonly stagedMax: number;
   private readonly timer: NodeJS.Timeout;
@@ -82,6 +88,7 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   constructor(parts: TransportParts, hooks: TransportHooks, config: WireGuardConfig, opts: WireGuardOptions) {
     const { fds, pools, offloads, peers } = parts;
     const io = parts.io ?? addon;
+    this.io = io;
     this.sock = fds.sock;
     this.log = parts.log;
     this.opts = opts;
@@ -151,16 +158,26 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   }
 
   sent(peer: Peer, count: number): void {
-    this.unreported.set(peer, (this.unreported.get(peer) ?? 0) + count);
+    const n = this.unreportedCount;
+    // A batch mostly goes to one peer or a few: the latest entry is the likeliest.
+    for (let i = n - 1; i >= 0; i--) {
+      if (this.unreportedPeers[i] === peer) {
+        this.unreportedMessages[i] += count;
+        return;
+      }
+    }
+    this.unreportedPeers[n] = peer;
+    this.unreportedMessages[n] = count;
+    this.unreportedCount = n + 1;
   }
 
   flushSent(): void {
-    if (this.unreported.size === 0) return;
-    for (const [peer, count] of this.unreported) {
-      const wp = this.wgOf.get(peer);
-      if (wp !== undefined) this.protocol.dataSent(wp, this.now, count);
+    for (let i = 0; i < this.unreportedCount; i++) {
+      const wp = this.wgOf.get(this.unreportedPeers[i]!);
+      if (wp !== undefined) this.protocol.dataSent(wp, this.now, this.unreportedMessages[i]);
+      this.unreportedPeers[i] = null;
     }
-    this.unreported.clear();
+    this.unreportedCount = 0;
   }
 
   seal = addon.wgSeal;
@@ -171,9 +188,9 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
     return this.slotPeers[slot];
   }
 
-  received(slot: number, source: Uint8Array, keepalive: boolean): boolean {
-    this.now = performance.now();
-    if (!this.protocol.dataReceived(slot, source, this.now, keepalive)) return false;
+  received(slot: number, source: Uint8Array, keepalive: boolean, now: number): boolean {
+    this.now = now;
+    if (!this.protocol.dataReceived(slot, source, now, keepalive)) return false;
     const peer = this.slotPeers[slot];
     if (peer !== null) this.follow(peer);
     return true;
@@ -244,7 +261,7 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   }
 
   private sendControl(endpoint: Uint8Array): void {
-    const sent = addon.udpSend(this.sock.fd, this.sock.v6, this.ctl, this.ctlOffs, this.ctlLens, 1, endpoint, this.ctlStatus);
+    const sent = this.io.udpSend(this.sock.fd, this.sock.v6, this.ctl, this.ctlOffs, this.ctlLens, 1, endpoint, this.ctlStatus);
     if (sent === 1 && this.ctlStatus[0] === 0) this.devicePath.sends++;
   }
 

@@ -35,6 +35,9 @@ import type { TimerNameValue } from "./timers.ts";
 import { clamp, publicKeyOf } from "./x25519.ts";
 import { ENDPOINT_BYTES } from "../net/address.ts";
 
+/** Rekey once more than REKEY_AFTER_MESSAGES were sent (made once: bigint arithmetic allocates). */
+const PAST_REKEY_AFTER_MESSAGES = REKEY_AFTER_MESSAGES + 1n;
+
 /** What the device asks of the integrator. Calls happen synchronously inside the device's
  * methods (keypairReady can come from dataReceived or handshakeMessage: re-entry is fine). */
 export interface WgEffects {
@@ -133,7 +136,7 @@ export class WgDevice {
     if (messagesSent <= 0) return;
     const st = peerState(peer);
     const kp = st.keypairs.current;
-    if (kp) kp.sent += BigInt(messagesSent);
+    if (kp) addSent(kp, messagesSent);
     st.timers.anyAuthenticatedPacketTraversal(now);
     st.timers.anyAuthenticatedPacketSent();
     st.timers.dataSent(now);
@@ -370,13 +373,16 @@ export class WgDevice {
     else kps.installResponder(kp, this.#retire);
   }
 
-  #sent(kp: Keypair): bigint {
-    return this.#sendCounter ? this.#sendCounter(kp.slot) : kp.sent;
+  /** Messages sent with kp >= limit (a bigint past 2^53). A count that is still a number is
+   * under every limit, so the per-packet check needs no BigInt comparison. */
+  #sentAtLeast(kp: Keypair, limit: bigint): boolean {
+    const sent = this.#sendCounter ? this.#sendCounter(kp.slot) : kp.sent;
+    return typeof sent === "number" && sent < Number.MAX_SAFE_INTEGER ? false : sent >= limit;
   }
 
   #usableCurrent(peer: WgPeer, now: number): Keypair | null {
     const kp = peerState(peer).keypairs.current;
-    if (!kp || now - kp.created >= REJECT_AFTER_TIME || this.#sent(kp) >= REJECT_AFTER_MESSAGES) return null;
+    if (!kp || now - kp.created >= REJECT_AFTER_TIME || this.#sentAtLeast(kp, REJECT_AFTER_MESSAGES)) return null;
     return kp;
   }
 
@@ -436,7 +442,7 @@ export class WgDevice {
       return;
     }
     const st = peerState(peer);
-    kp.sent += 1n;
+    addSent(kp, 1);
     st.timers.anyAuthenticatedPacketTraversal(now);
     st.timers.anyAuthenticatedPacketSent();
     this.#effects.sendKeepalive(peer, kp.slot);
@@ -447,7 +453,7 @@ export class WgDevice {
   #keepKeyFreshSending(peer: WgPeer, now: number): void {
     const kp = peerState(peer).keypairs.current;
     if (!kp) return;
-    if (this.#sent(kp) > REKEY_AFTER_MESSAGES || (kp.isInitiator && now - kp.created > REKEY_AFTER_TIME)) {
+    if (this.#sentAtLeast(kp, PAST_REKEY_AFTER_MESSAGES) || (kp.isInitiator && now - kp.created > REKEY_AFTER_TIME)) {
       this.#sendHandshakeInitiation(peer, now, false);
     }
   }
@@ -471,7 +477,7 @@ export class WgDevice {
   /** The endpoint follows the latest authenticated message (a fresh copy when it changes). */
   #roam(peer: WgPeer, source: Uint8Array): void {
     const st = peerState(peer);
-    if (st.endpoint && st.endpoint.length === source.length && Buffer.compare(st.endpoint, source) === 0) return;
+    if (st.endpoint && sameBytes(st.endpoint, source)) return;
     st.endpoint = Uint8Array.from(source);
   }
 
@@ -529,6 +535,20 @@ function checkLength(field: string, value: Uint8Array, len: number): void {
     const what = value instanceof Uint8Array ? `${value.length} bytes` : typeof value;
     throw new RangeError(`${field}: ${what}, expected ${len} bytes`);
   }
+}
+
+/** Counts n more messages sent with kp: a number while that is exact (no allocation per
+ * batch), a bigint past 2^53 (the limits are 2^60 and about 2^64). */
+function addSent(kp: Keypair, n: number): void {
+  const sent = kp.sent;
+  kp.sent = typeof sent === "number" && sent + n <= Number.MAX_SAFE_INTEGER ? sent + n : BigInt(sent) + BigInt(n);
+}
+
+/** Byte equality without Buffer.compare's argument checks (it runs per received batch). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function keyOf(publicKey: Uint8Array): string {

@@ -9,8 +9,9 @@ export class Keypair {
   readonly isInitiator: boolean;
   /** `now` when derived. */
   readonly created: number;
-  /** Messages sent with it, as reported by WgDevice.dataSent and our keepalives. */
-  sent = 0n;
+  /** Messages sent with it, as reported by WgDevice.dataSent and our keepalives: a number
+   * while exact (to 2^53: adding to it allocates nothing), then a bigint. */
+  sent: number | bigint = 0;
   #sendKey: Uint8Array;
   #recvKey: Uint8Array;
 
