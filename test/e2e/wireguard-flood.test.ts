@@ -11,7 +11,9 @@
 //      the load threshold) is answered with cookie replies, udptun does the expensive work
 //      for at most the threshold's worth of them per second, and TCP keeps at least half its
 //      no-flood throughput;
-//   4. roaming through the filter: B's address changes under a live session; its data is
+//   4. a flooder that asks for a cookie and then sends a valid MAC2 too is held by the rate
+//      limiter to its source's handshakes per second;
+//   5. roaming through the filter: B's address changes under a live session; its data is
 //      refused in the kernel until its next handshake, which gets through the filter as an
 //      exact-size handshake message, moves A's filter to the new address, and data flows again.
 // Needs root, iproute2, iperf3, curl, promtool.
@@ -27,7 +29,9 @@ import { diff, snmp } from "./lib/snmp.ts";
 import { fetchIn, scrape, startInstance, stopInstance, sum, tunnelConfig } from "./lib/udptun.ts";
 import type { Instance, Sample } from "./lib/udptun.ts";
 import { flood } from "./lib/wg-flooder.ts";
-import { DEFAULT_LOAD_THRESHOLD, KEEPALIVE_TIMEOUT, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from "../../src/wireguard/constants.ts";
+import {
+  DEFAULT_LOAD_THRESHOLD, KEEPALIVE_TIMEOUT, RATE_BURST, RATE_PER_SECOND, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
+} from "../../src/wireguard/constants.ts";
 import { encodeKey } from "../../src/wireguard/keys.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/x25519.ts";
 
@@ -37,6 +41,8 @@ const IPERF_S = 4;
  * faster floods cost the tunnel more than half its throughput on this 2-core machine. */
 const HANDSHAKE_RATE = 300;
 const HANDSHAKE_FLOOD_S = 8;
+/** The same rate with a cookie held, for this long. */
+const COOKIE_FLOOD_S = 5;
 /** Junk flood: datagrams per second and for how long (iperf3 runs inside it). */
 const JUNK_RATE = 20_000;
 const JUNK_FLOOD_S = 6;
@@ -220,6 +226,32 @@ t.test("a handshake flood with a valid MAC1 gets cookie replies; TCP keeps half 
   t.equal(drops(await scrape(lab, a), "under_load"), drops(m2, "under_load"), "after the flood, one initiation is processed again (no cookie)");
 });
 
+t.test("a flooder that took a cookie (MAC2 valid) is held to its source's handshake rate", async (t) => {
+  const m0 = await scrape(lab, a);
+  const count = HANDSHAKE_RATE * COOKIE_FLOOD_S;
+  const r = await flood(stranger.ns, {
+    mode: "initiations", to: `${hostA.ip4}:${PORT}`, publicKey: encodeKey(publicKeyOf(keyA)), withCookie: true,
+    rate: HANDSHAKE_RATE, count, maxMs: COOKIE_FLOOD_S * 1000 + 5000,
+  });
+  const m1 = await scrape(lab, a);
+  const limited = drops(m1, "rate_limited") - drops(m0, "rate_limited");
+  const processed = drops(m1, "unknown_peer") - drops(m0, "unknown_peer");
+  const underLoad = drops(m1, "under_load") - drops(m0, "under_load");
+  t.comment(`flooder sent ${r.probes} probes for a cookie, then ${r.sent} initiations with MAC2 at ${HANDSHAKE_RATE}/s; ` +
+    `A: rate_limited +${limited}, unknown_peer +${processed} (processed in full), under_load +${underLoad} (cookie replies)`);
+  t.ok(r.gotCookie, "the flooder opened a cookie reply and took the cookie");
+  t.equal(r.sent, count, `then sent ${count} initiations with a valid MAC2`);
+  t.equal(limited + processed + underLoad, r.probes + r.sent, "every message was rate-limited, processed, or answered with a cookie");
+  t.ok(underLoad <= r.probes, `cookie replies went to the probes only (${underLoad} <= ${r.probes}): a valid MAC2 is not asked again`);
+  // Processed: at most the load threshold's worth before load is declared (probes, or the
+  // flood's start if the sticky second ran out while the flooder built its messages), then
+  // what the bucket allows (RATE_PER_SECOND a second, RATE_BURST at once).
+  const allowed = DEFAULT_LOAD_THRESHOLD * 2 + RATE_BURST + RATE_PER_SECOND * (COOKIE_FLOOD_S + 1);
+  t.ok(processed <= allowed, `processed in full: ${processed} <= ${allowed}`);
+  t.ok(limited >= r.sent - allowed, `the rest was refused by the rate limiter: ${limited}`);
+  t.equal(handshakes(m1, "b", "completed"), handshakes(m0, "b", "completed"), "the session with B was not disturbed");
+});
+
 t.test("roaming: B's new address is refused in the kernel until its next handshake, then admitted", async (t) => {
   t.equal((await ping(hostB, "10.77.0.1")).code, 0, "B reaches A before the move");
   const mA0 = await scrape(lab, a);
@@ -249,6 +281,7 @@ t.test("roaming: B's new address is refused in the kernel until its next handsha
   t.equal(drops(mA1) - drops(mA0), 0, "none of it reached udptun");
   t.equal(handshakes(mB1, "a", "initiated") - handshakes(mB0, "a", "initiated"), 1, "B initiated exactly one handshake");
   t.equal(handshakes(mA1, "b", "completed") - handshakes(mA0, "b", "completed"), 1, "and A completed it: back in within one handshake");
+  t.equal(handshakes(mB1, "a", "completed") - handshakes(mB0, "a", "completed"), 1, "A's response reached B at its new address");
   t.equal(sum(mB1, "udptun_wireguard_cookies_total", { peer: "a", direction: "received" }), 0, "with no cookie on the way (A not under load)");
   t.ok(took < bound, `in ${(took / 1000).toFixed(1)} s, the protocol's time to notice a silent peer plus one round trip`);
   const filterLines1 = a.daemon.output().match(/"msg":"peer filter admits 1 endpoint\(s\)"/g)?.length ?? 0;

@@ -3,9 +3,12 @@
 //                data messages under random receiver indexes (none of which a stranger may send);
 //   initiations: handshake initiations with a valid MAC1, as anyone who knows the responder's
 //                public key can make them, each from a random static key of its own (built by
-//                src/wireguard's own code), sent at a steady rate.
+//                src/wireguard's own code), sent at a steady rate. With withCookie, it first
+//                sends one initiation over and over until a cookie reply comes back, takes the
+//                cookie, and then floods with MAC2 valid too (the rate limiter's case).
 // Either way it listens on its socket and counts what comes back (cookie replies, anything
-// else), then prints one JSON line: {"from", "sent", "cookieReplies", "otherReplies"}.
+// else), then prints one JSON line: {"from", "sent", "probes", "gotCookie", "cookieReplies",
+// "otherReplies"} (probes: initiations sent to get the cookie, not counted in sent).
 //   node wg-flooder.ts '{"mode": "junk", "to": "198.18.0.1:51820", "count": 20000}'
 //   node wg-flooder.ts '{"mode": "initiations", "to": ..., "publicKey": "<base64>", "rate": 2000, "count": 8000}'
 // From a test: await flood(ns, {...}).
@@ -35,6 +38,8 @@ export interface FloodSpec {
   publicKey?: string;
   /** Distinct initiations (static keys) made before sending; sent in turn (default 256). */
   distinct?: number;
+  /** Get a cookie first and flood with MAC2 valid (initiations). */
+  withCookie?: boolean;
   /** Stop after this long whatever was sent (default 20 s). */
   maxMs?: number;
 }
@@ -42,6 +47,8 @@ export interface FloodSpec {
 export interface FloodResult {
   from: string;
   sent: number;
+  probes: number;
+  gotCookie: boolean;
   cookieReplies: number;
   otherReplies: number;
 }
@@ -76,9 +83,9 @@ function junk(): Buffer[] {
   return out;
 }
 
-/** `n` initiations to the holder of `responder`, each from a fresh static key, MAC1 valid, MAC2 zero. */
-function initiations(responder: Uint8Array, n: number): Buffer[] {
-  const macs = new CookieGenerator(responder);
+/** `n` initiations to the holder of `responder`, each from a fresh static key, MAC'd by
+ * `macs`: MAC1 valid, MAC2 valid while it holds a cookie (else zero). */
+function initiations(responder: Uint8Array, n: number, macs: CookieGenerator): Buffer[] {
   const clock = defaultWallClock();
   const out: Buffer[] = [];
   while (out.length < n) {
@@ -97,25 +104,38 @@ function initiations(responder: Uint8Array, n: number): Buffer[] {
 async function main(spec: FloodSpec): Promise<void> {
   const to = parseHostPort(spec.to);
   if (!to) throw new Error(`to: ${JSON.stringify(spec.to)} is not an ip:port`);
-  let messages: Buffer[];
-  if (spec.mode === "junk") {
-    messages = junk();
-  } else {
-    const key = decodeKey(spec.publicKey ?? "");
-    if (!key) throw new Error(`publicKey: ${JSON.stringify(spec.publicKey)} is not a WireGuard key`);
-    messages = initiations(key, spec.distinct ?? 256);
-  }
+  const key = spec.mode === "initiations" ? decodeKey(spec.publicKey ?? "") : null;
+  if (spec.mode === "initiations" && !key) throw new Error(`publicKey: ${JSON.stringify(spec.publicKey)} is not a WireGuard key`);
+  const macs = key ? new CookieGenerator(key) : null;
   const s = dgram.createSocket(to.host.includes(":") ? "udp6" : "udp4");
   let cookieReplies = 0;
   let otherReplies = 0;
+  let gotCookie = false;
   s.on("message", (m) => {
-    if (m.length === COOKIE_REPLY_SIZE && m.readUInt32LE(0) === MSG_COOKIE_REPLY) cookieReplies++;
-    else otherReplies++;
+    if (m.length !== COOKIE_REPLY_SIZE || m.readUInt32LE(0) !== MSG_COOKIE_REPLY) {
+      otherReplies++;
+      return;
+    }
+    cookieReplies++;
+    if (spec.withCookie && !gotCookie) gotCookie = macs!.consumeReply(m, performance.now());
   });
   s.bind(0);
   await once(s, "listening");
-
   const deadline = performance.now() + (spec.maxMs ?? 20_000);
+
+  // The cookie: one initiation (the last one MAC'd, so its reply opens), repeated past the load
+  // threshold until a reply answers it.
+  let probes = 0;
+  if (spec.withCookie) {
+    const probe = initiations(key!, 1, macs!)[0];
+    while (!gotCookie && performance.now() < deadline) {
+      await Promise.all(Array.from({ length: 64 }, () => new Promise((resolve) => s.send(probe, to.port, to.host, resolve))));
+      probes += 64;
+      await sleep(20);
+    }
+  }
+  const messages = key ? initiations(key, spec.distinct ?? 256, macs!) : junk();
+
   const t0 = performance.now();
   let sent = 0;
   // Bursts of at most 64 in flight, so the send queue stays bounded; with a rate, each burst
@@ -133,7 +153,7 @@ async function main(spec: FloodSpec): Promise<void> {
   }
   await sleep(200); // the last replies
   const a = s.address();
-  console.log(JSON.stringify({ from: `${a.address}:${a.port}`, sent, cookieReplies, otherReplies }));
+  console.log(JSON.stringify({ from: `${a.address}:${a.port}`, sent, probes, gotCookie, cookieReplies, otherReplies }));
   s.close();
 }
 
