@@ -7,7 +7,6 @@
 // iperf3, tcpdump, python3, and both wireguard-go releases (scripts/fetch-wireguard-trixie.sh).
 import t from "tap";
 import type { Test } from "tap";
-import { rmSync } from "node:fs";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { resend, startCapture } from "./lib/capture.ts";
@@ -18,7 +17,7 @@ import { waitUntil } from "./lib/prometheus.ts";
 import { scrape, startInstance, stopInstance, sum, wireguardAddresses, wireguardConfig, wireguardEnd, wireguardPeer } from "./lib/udptun.ts";
 import type { Instance, WireGuardEnd } from "./lib/udptun.ts";
 import { BOOKWORM, TRIXIE, missingBins } from "./lib/wireguard-bins.ts";
-import { socketPath, startWireguardGo, wg } from "./lib/wireguard-go.ts";
+import { killWireguardGo, startWireguardGo, wg } from "./lib/wireguard-go.ts";
 import type { WgPeer, WireguardGo } from "./lib/wireguard-go.ts";
 import { encodeKey } from "../../src/wireguard/keys.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/x25519.ts";
@@ -51,12 +50,7 @@ t.before(async () => {
 
 t.teardown(async () => {
   for (const inst of [u, w]) if (inst && inst.daemon.child.exitCode === null) inst.daemon.child.kill("SIGKILL");
-  for (const wgo of [g, x]) {
-    if (!wgo || wgo.child.exitCode !== null || wgo.child.signalCode !== null) continue;
-    wgo.child.kill("SIGKILL");
-    await wgo.daemon.exited;
-    rmSync(socketPath(wgo.device), { force: true }); // a killed wireguard-go leaves it behind
-  }
+  for (const wgo of [g, x]) await killWireguardGo(wgo);
   await lab.destroy();
 });
 

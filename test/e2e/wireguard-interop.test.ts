@@ -7,7 +7,6 @@
 // fail the file rather than skip it, so CI runs against both.
 import t from "tap";
 import type { Test } from "tap";
-import { rmSync } from "node:fs";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { iperf } from "./lib/iperf.ts";
@@ -17,7 +16,7 @@ import { scrape, startInstance, stopInstance, sum, wireguardAddresses, wireguard
 import type { Instance, WireGuardEnd } from "./lib/udptun.ts";
 import { BOOKWORM, TRIXIE, missingBins } from "./lib/wireguard-bins.ts";
 import type { WireguardBins } from "./lib/wireguard-bins.ts";
-import { socketPath, startWireguardGo, wg } from "./lib/wireguard-go.ts";
+import { killWireguardGo, startWireguardGo, wg } from "./lib/wireguard-go.ts";
 import type { WireguardGo } from "./lib/wireguard-go.ts";
 
 const lab = new Lab();
@@ -93,12 +92,7 @@ t.before(async () => {
 
 t.teardown(async () => {
   for (const inst of [u, v]) if (inst && inst.daemon.child.exitCode === null) inst.daemon.child.kill("SIGKILL");
-  for (const g of wgs) {
-    if (g.child.exitCode !== null || g.child.signalCode !== null) continue;
-    g.child.kill("SIGKILL");
-    await g.daemon.exited;
-    rmSync(socketPath(g.device), { force: true }); // a killed wireguard-go leaves it behind
-  }
+  for (const g of wgs) await killWireguardGo(g);
   await lab.destroy();
 });
 
@@ -113,10 +107,11 @@ async function pings(t: Test, from: Host, to: string): Promise<void> {
 
 // Floors far below what either implementation does here: they catch a broken path, not a slow machine.
 const TCP_FLOOR = 50e6;
-const UDP_RATE = "100M";
-// The receiving iperf3's socket gets udptun's 4 MiB too: with the default (208 KiB, 17 ms at
-// 100 Mbit/s) a busy machine that leaves iperf3 waiting for a CPU loses datagrams at its socket
-// (Udp.RcvbufErrors), which would be counted here as the tunnel's loss.
+// Moderate: on a busy machine a receiver left waiting for a CPU overflows its socket
+// (Udp.RcvbufErrors), and that loss would be counted here as the tunnel's. Bookworm's
+// wireguard-go, reading one datagram per call, did so at 100 Mbit/s; the receiving iperf3
+// gets udptun's 4 MiB buffer (its default, 208 KiB, is 33 ms at this rate).
+const UDP_RATE = "50M";
 const IPERF_UDP_BUFFER = "4M";
 const TRANSFER_BYTES = 64 << 20;
 
@@ -173,7 +168,7 @@ for (const [i, label] of ["udptun", "bookworm's wireguard-go", "trixie's wiregua
     t.test(`iperf3 UDP both ways at ${UDP_RATE}bit/s`, async (t) => {
       for (const [name, args] of directions(o)) {
         const r = await iperf(lab, uHost, o.host, ["-u", "-b", UDP_RATE, "-l", "1300", "-w", IPERF_UDP_BUFFER, "-c", o.addr4, ...args], 2);
-        t.ok(r.bps > 50e6, `${name}: ${(r.bps / 1e6).toFixed(0)} Mbit/s received`);
+        t.ok(r.bps > 25e6, `${name}: ${(r.bps / 1e6).toFixed(0)} Mbit/s received`);
         t.ok(r.lostPercent < 5, `${name}: loss ${r.lostPercent.toFixed(2)}% < 5%`);
       }
     });

@@ -8,6 +8,7 @@ import { generatePrivateKey, publicKeyOf } from "../../../src/wireguard/x25519.t
 import type { Host, Lab } from "./netns.ts";
 import { must, start } from "./proc.ts";
 import type { Daemon } from "./proc.ts";
+import { hostRoutes } from "./wireguard-go.ts";
 import type { WgPeer } from "./wireguard-go.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -82,7 +83,7 @@ export function wireguardPeer(end: WireGuardEnd, opts: { endpoint?: boolean; per
     name: end.name,
     publicKey: end.publicKey,
     ...(opts.endpoint === false ? {} : { endpoint: `${end.host.ip4}:${end.port}` }),
-    allowedIps: wireguardAddresses(end.n).map((c) => `${c.split("/")[0]}/${c.includes(":") ? 128 : 32}`),
+    allowedIps: hostRoutes(wireguardAddresses(end.n)),
     persistentKeepalive: opts.persistentKeepalive ?? 0,
   };
 }
