@@ -84,8 +84,9 @@ t.before(async () => {
   const hosts = await Promise.all([lab.addHost("u", 1), lab.addHost("v", 2), lab.addHost("b", 3), lab.addHost("t", 4)]);
   uEnd = wireguardEnd("u", hosts[0], 1);
   vEnd = wireguardEnd("v", hosts[1], 2);
+  // others[i + 1] is wgs[i]
   others.push(udptunOther(hosts[1], 2), await wireguardGoOther("bookworm", hosts[2], 3, BOOKWORM), await wireguardGoOther("trixie", hosts[3], 4, TRIXIE));
-  u = await startInstance(lab, hosts[0], "u", wireguardConfig(uEnd, [wireguardPeer(vEnd), ...wgs.map((g) => ({ name: g === wgs[0] ? "bookworm" : "trixie", ...g.asPeer() }))]));
+  u = await startInstance(lab, hosts[0], "u", wireguardConfig(uEnd, [wireguardPeer(vEnd), ...wgs.map((g, i) => ({ name: others[i + 1].name, ...g.asPeer() }))]));
   v = await startInstance(lab, hosts[1], "v", wireguardConfig(vEnd, [wireguardPeer(uEnd)]));
   for (const g of wgs) await g.setPeers([wireguardPeer(uEnd)]);
 });
