@@ -5,13 +5,13 @@
 // Needs root, iproute2, iperf3, wireguard-go + wireguard-tools, and the trixie binaries
 // (scripts/fetch-wireguard-trixie.sh).
 import t from "tap";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { iperf } from "./lib/iperf.ts";
 import { run } from "./lib/proc.ts";
 import { BOOKWORM, TRIXIE, missingBins } from "./lib/wireguard-bins.ts";
-import { socketPath, startWireguardGo } from "./lib/wireguard-go.ts";
+import { killWireguardGo, socketPath, startWireguardGo } from "./lib/wireguard-go.ts";
 import type { WireguardGo, WgState } from "./lib/wireguard-go.ts";
 
 const lab = new Lab();
@@ -36,12 +36,7 @@ t.before(async () => {
 });
 
 t.teardown(async () => {
-  for (const wg of [old, recent]) {
-    if (!wg || wg.child.exitCode !== null || wg.child.signalCode !== null) continue;
-    wg.child.kill("SIGKILL");
-    await wg.daemon.exited;
-    rmSync(socketPath(wg.device), { force: true }); // a killed wireguard-go leaves it behind
-  }
+  for (const wg of [old, recent]) await killWireguardGo(wg);
   await lab.destroy();
 });
 

@@ -3,9 +3,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { encodeKey } from "../../../src/wireguard/keys.ts";
+import { generatePrivateKey, publicKeyOf } from "../../../src/wireguard/x25519.ts";
 import type { Host, Lab } from "./netns.ts";
 import { must, start } from "./proc.ts";
 import type { Daemon } from "./proc.ts";
+import { hostRoutes } from "./wireguard-go.ts";
+import type { WgPeer } from "./wireguard-go.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const CLI = path.join(ROOT, "src/cli.ts");
@@ -37,6 +41,67 @@ export function tunnelConfig(self: { host: Host; n: number }, others: { name: st
       name: o.name,
       endpoint: `${o.host.ip4}:51820`,
       allowedIps: [`10.77.0.${o.n}/32`, `fd77::${o.n}/128`],
+    })),
+    metrics: { listen: `${self.host.ip4}:9464` },
+    log: { level: "info" },
+    ...extra,
+  };
+}
+
+/** The tunnel addresses of WireGuard end n (udptun or wireguard-go): 10.78.0.<n>/24 and fd78::<n>/64. */
+export const wireguardAddresses = (n: number): string[] => [`10.78.0.${n}/24`, `fd78::${n}/64`];
+
+/** A udptun WireGuard end: its keys, made at set-up, the private one in a 0600 file of its own. */
+export interface WireGuardEnd {
+  name: string;
+  host: Host;
+  n: number;
+  /** UDP port it listens on. */
+  port: number;
+  /** Base64, as `wg` prints it. */
+  publicKey: string;
+  privateKeyFile: string;
+}
+
+export function wireguardEnd(name: string, host: Host, n: number, port = 51820): WireGuardEnd {
+  const priv = generatePrivateKey();
+  const dir = mkdtempSync(path.join(tmpdir(), "udptun-e2e-key-"));
+  const privateKeyFile = path.join(dir, `${name}.key`);
+  writeFileSync(privateKeyFile, encodeKey(priv) + "\n", { mode: 0o600 });
+  const publicKey = encodeKey(publicKeyOf(priv));
+  priv.fill(0);
+  return { name, host, n, port, publicKey, privateKeyFile };
+}
+
+/** A peer of a WireGuard config: a udptun end (wireguardPeer) or a wireguard-go one (its asPeer()), named. */
+export type WireGuardPeer = WgPeer & { name: string };
+
+/** The end as a peer of another (udptun or wireguard-go): its public key, its tunnel addresses as
+ * host routes and, unless `endpoint` is false, its underlay address. */
+export function wireguardPeer(end: WireGuardEnd, opts: { endpoint?: boolean; persistentKeepalive?: number } = {}): WireGuardPeer {
+  return {
+    name: end.name,
+    publicKey: end.publicKey,
+    ...(opts.endpoint === false ? {} : { endpoint: `${end.host.ip4}:${end.port}` }),
+    allowedIps: hostRoutes(wireguardAddresses(end.n)),
+    persistentKeepalive: opts.persistentKeepalive ?? 0,
+  };
+}
+
+/** The WireGuard config of one end: device udptun0 with wireguardAddresses(n), the private key
+ * from its file, peers by public key (endpoint optional); `extra` replaces top-level fields. */
+export function wireguardConfig(self: WireGuardEnd, peers: WireGuardPeer[], extra: object = {}): object {
+  return {
+    transport: "wireguard",
+    privateKeyFile: self.privateKeyFile,
+    device: { name: "udptun0", address: wireguardAddresses(self.n), mtu: 1420 },
+    listen: `0.0.0.0:${self.port}`,
+    peers: peers.map((p) => ({
+      name: p.name,
+      publicKey: p.publicKey,
+      ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      allowedIps: p.allowedIps,
+      ...(p.persistentKeepalive ? { persistentKeepalive: p.persistentKeepalive } : {}),
     })),
     metrics: { listen: `${self.host.ip4}:9464` },
     log: { level: "info" },

@@ -84,6 +84,9 @@ export interface WireguardGo {
   stop(timeoutMs?: number): Promise<StopResult>;
 }
 
+/** The addresses of device CIDRs as host routes: a peer's allowed IPs. */
+export const hostRoutes = (cidrs: readonly string[]): string[] => cidrs.map((c) => `${c.split("/")[0]}/${c.includes(":") ? 128 : 32}`);
+
 export const socketPath = (device: string): string => `${UAPI_DIR}/${device}.sock`;
 
 /** Runs `wg` of the given release inside the host's namespace. */
@@ -131,7 +134,7 @@ export async function startWireguardGo(lab: Lab, host: Host, name: string, opts:
     asPeer: (o = {}) => ({
       publicKey,
       endpoint: o.ipv6Endpoint ? `[${host.ip6}]:${listenPort}` : `${host.ip4}:${listenPort}`,
-      allowedIps: opts.address.map((c) => `${c.split("/")[0]}/${c.includes(":") ? 128 : 32}`),
+      allowedIps: hostRoutes(opts.address),
       persistentKeepalive: o.persistentKeepalive ?? 0,
     }),
     setPeers: (peers) => setPeers(lab, inst, peers),
@@ -151,6 +154,14 @@ async function setPeers(lab: Lab, inst: WireguardGo, peers: WgPeer[]): Promise<v
     if (p.persistentKeepalive) args.push("persistent-keepalive", String(p.persistentKeepalive));
   }
   await wg(lab, inst.host, inst.bins, args);
+}
+
+/** For teardowns: SIGKILL if it still runs, then its UAPI socket removed (a killed wireguard-go leaves it behind). */
+export async function killWireguardGo(inst: WireguardGo | undefined): Promise<void> {
+  if (!inst || inst.child.exitCode !== null || inst.child.signalCode !== null) return;
+  inst.child.kill("SIGKILL");
+  await inst.daemon.exited;
+  rmSync(socketPath(inst.device), { force: true });
 }
 
 /** `wg show DEV dump`: the interface line, then one tab-separated line per peer. */
