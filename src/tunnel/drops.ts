@@ -52,6 +52,8 @@ export const Drop = {
   RateLimited: 22,
   /** Network path: an initiation replayed (timestamp not newer) or too soon after the last. */
   ReplayedHandshake: 23,
+  /** Network path: a handshake message dropped unread, past the handshakes handled per second. */
+  HandshakeOverflow: 24,
 } as const;
 
 export type DropReason = (typeof Drop)[keyof typeof Drop];
@@ -61,7 +63,7 @@ export const DROP_LABELS = [
   "unknown_peer", "truncated", "oversize", "bad_version", "bad_type", "bad_header", "malformed_ip",
   "bad_checksum", "source_not_allowed", "tun_write_error", "no_route", "no_endpoint", "send_error", "shutdown",
   "no_session", "unknown_index", "replayed", "decryption_failed", "expired_keypair", "bad_size", "bad_mac",
-  "under_load", "rate_limited", "replayed_handshake",
+  "under_load", "rate_limited", "replayed_handshake", "handshake_overflow",
 ] as const;
 
 /** The reasons each path can produce: only these are exported, so no series is always zero. */
@@ -72,7 +74,7 @@ export const NETWORK_PATH_DROPS: readonly number[] = [
   Drop.UnknownPeer, Drop.Truncated, Drop.Oversize, Drop.BadVersion, Drop.BadType, Drop.BadHeader,
   Drop.MalformedIp, Drop.BadChecksum, Drop.SourceNotAllowed, Drop.TunWriteError,
   Drop.UnknownIndex, Drop.Replayed, Drop.DecryptionFailed, Drop.ExpiredKeypair, Drop.BadSize, Drop.BadMac,
-  Drop.UnderLoad, Drop.RateLimited, Drop.ReplayedHandshake,
+  Drop.UnderLoad, Drop.RateLimited, Drop.ReplayedHandshake, Drop.HandshakeOverflow,
 ];
 
 export function newDropCounters(): Float64Array {

@@ -30,6 +30,12 @@ const TICK_MS = 250;
 const STAGED_PER_PEER = 128;
 /** At most one handshake log line per peer and event in this time. */
 const LOG_EVERY_MS = 10_000;
+/** Handshake messages handled per second, at most (burst as large): each costs a few hundred
+ * microseconds of JavaScript even when it only earns a cookie reply, and they are handled in
+ * line with data, so past this a flood is dropped unread (handshake_overflow) rather than slow the
+ * data path. Peers retry their handshakes every REKEY_TIMEOUT; wireguard-go bounds its
+ * handshake queue for the same reason. */
+const HANDSHAKES_PER_SECOND = 256;
 
 /** Why the protocol refused a handshake message, as the network path's drop reason. */
 const HANDSHAKE_DROPS: Record<number, number> = {
@@ -77,6 +83,9 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   /** The time of the batch in hand (set where a path calls in), so a batch reads the clock once. */
   private now = performance.now();
   private readonly logged = new Map<string, number>();
+  /** Handshake messages that may be handled now (a token bucket refilled at HANDSHAKES_PER_SECOND). */
+  private budget = HANDSHAKES_PER_SECOND;
+  private budgetAt = 0;
   // One control message at a time (handshake, cookie reply, keepalive): room for the
   // largest (148 bytes) and for sealing an empty one (header before, tag after).
   private readonly ctl = new Uint8Array(256);
@@ -198,6 +207,10 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
 
   control(message: Uint8Array, source: Uint8Array): number {
     this.now = performance.now();
+    this.budget = Math.min(HANDSHAKES_PER_SECOND, this.budget + ((this.now - this.budgetAt) * HANDSHAKES_PER_SECOND) / 1000);
+    this.budgetAt = this.now;
+    if (this.budget < 1) return Drop.HandshakeOverflow;
+    this.budget--;
     const reason = this.protocol.handshakeMessage(message, source, this.now);
     this.followAll();
     return reason === WgDrop.None ? -1 : HANDSHAKE_DROPS[reason] ?? Drop.BadType;

@@ -12,7 +12,7 @@ export const REASONS = [
   "unknown_peer", "truncated", "oversize", "bad_version", "bad_type", "bad_header", "malformed_ip",
   "bad_checksum", "source_not_allowed", "tun_write_error", "no_route", "no_endpoint", "send_error", "shutdown",
   "no_session", "unknown_index", "replayed", "decryption_failed", "expired_keypair", "bad_size", "bad_mac",
-  "under_load", "rate_limited", "replayed_handshake",
+  "under_load", "rate_limited", "replayed_handshake", "handshake_overflow",
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
