@@ -36,6 +36,7 @@ const wgConfig = (): Json => ({
 });
 
 const plainConfig = (): Json => ({
+  transport: "plain",
   device: { name: "tun9", address: "10.9.0.1/24" },
   peers: [{ name: "p", endpoint: "192.0.2.9:51820", allowedIps: "10.9.0.2/32" }],
 });
@@ -91,10 +92,13 @@ t.test("a WireGuard config: keys as 32 bytes, endpoint optional, keepalive 0 unl
   t.end();
 });
 
-t.test("transport: one default constant, plain today; plain keeps its rules", (t) => {
+t.test("transport: one default constant, wireguard; plain keeps its rules", (t) => {
   t.equal(DEFAULTS.transport, "wireguard");
+  const absent = wgConfig();
+  delete absent.transport;
+  t.equal(validateConfig(absent).transport, "wireguard", "absent: the default");
   const c = validateConfig(plainConfig());
-  t.equal(c.transport, "plain", "absent: the default");
+  t.equal(c.transport, "plain");
   t.equal(c.privateKey, null);
   t.equal(c.peers[0].publicKey, null);
   t.equal(validateConfig({ ...plainConfig(), transport: "plain" }).transport, "plain", "explicit");
@@ -294,9 +298,11 @@ t.test("udptun check (real process): public keys out, secrets nowhere, warnings 
   t.equal(bad.status, 2);
   t.match(bad.stderr, 'udptun: invalid configuration: --metrics: "127.0.0.1" is not host:port');
 
-  const run = spawnSync(process.execPath, [CLI, "run", "--config", file], { encoding: "utf8" });
-  t.equal(run.status, 2, "run refuses WireGuard until the data path speaks it");
-  t.match(run.stderr, "not in the data path yet");
+  // run reads the same keys; a bad --metrics stops it before it touches the system (a valid
+  // config would start a real tunnel here, outside any namespace).
+  const run = spawnSync(process.execPath, [CLI, "run", "--config", file, "--metrics", "127.0.0.1"], { encoding: "utf8", timeout: 30_000 });
+  t.equal(run.status, 2, "run refuses the bad --metrics");
+  t.match(run.stderr, 'udptun: invalid configuration: --metrics: "127.0.0.1" is not host:port');
   for (const secret of SECRETS) t.notOk(run.stderr.includes(secret) || run.stdout.includes(secret));
   t.end();
 });
