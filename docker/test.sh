@@ -178,31 +178,23 @@ for inst in peer-a peer-b; do
     fi
   done
 done
-moved() { # INSTANCE BEFORE
-  local now
-  now="$(packets "$1")"
-  awk -v n="$now" -v b="$2" 'BEGIN { exit !(n > b + 1000) }'
+# PASS once VALUE_FN INSTANCE exceeds BEFORE + SLACK (within 20 s), with SERIES by LABEL; else FAIL.
+expect_moved() { # WHAT VALUE_FN INSTANCE BEFORE SLACK SERIES LABEL
+  local what="$1" value="$2" inst="$3" b="$4" slack="$5" series="$6" label="$7"
+  rose() { awk -v n="$("$value" "$inst")" -v b="$b" -v s="$slack" 'BEGIN { exit !(n > b + s) }'; }
+  if wait_for 20 1 "$what of $inst to move" rose; then
+    pass "$what moved on $inst: $b -> $("$value" "$inst") (by $label: $(prom_query "sum by ($label) ($series{instance=\"$inst\"})" | jq -r --arg l "$label" '[.data.result[] | .metric[$l] + "=" + .value[1]] | join(", ")'))"
+  else
+    fail "$what did not move on $inst ($b -> $("$value" "$inst"))"
+  fi
 }
 for inst in peer-a peer-b; do
-  b="${before[$inst]}"
-  if wait_for 20 1 "udptun_packets_total of $inst to move" moved "$inst" "$b"; then
-    pass "udptun_packets_total moved on $inst: $b -> $(packets "$inst") (by path: $(prom_query "sum by (path) (udptun_packets_total{instance=\"$inst\"})" | jq -r '[.data.result[] | .metric.path + "=" + .value[1]] | join(", ")'))"
-  else
-    fail "udptun_packets_total did not move on $inst ($b -> $(packets "$inst"))"
-  fi
+  expect_moved udptun_packets_total packets "$inst" "${before[$inst]}" 1000 udptun_packets_total path
 done
 
 # ---- WireGuard: the traffic above went through handshaken sessions -----------------------
-hs_moved() { # INSTANCE BEFORE
-  awk -v n="$(handshakes "$1")" -v b="$2" 'BEGIN { exit !(n > b) }'
-}
 for inst in peer-a peer-b; do
-  b="${hs_before[$inst]}"
-  if wait_for 20 1 "udptun_wireguard_handshakes_total of $inst to move" hs_moved "$inst" "$b"; then
-    pass "WireGuard handshakes completed on $inst: $b -> $(handshakes "$inst") (by event: $(prom_query "sum by (event) (udptun_wireguard_handshakes_total{instance=\"$inst\"})" | jq -r '[.data.result[] | .metric.event + "=" + .value[1]] | join(", ")'))"
-  else
-    fail "udptun_wireguard_handshakes_total{event=\"completed\"} did not move on $inst ($b -> $(handshakes "$inst"))"
-  fi
+  expect_moved "completed WireGuard handshakes" handshakes "$inst" "${hs_before[$inst]}" 0 udptun_wireguard_handshakes_total event
   q="udptun_wireguard_latest_handshake_timestamp_seconds{instance=\"$inst\"}"
   latest="$(prom_value "$q")"
   if awk -v l="$latest" -v s="$STACK_UP_AT" 'BEGIN { exit !(l >= s) }'; then
