@@ -11,7 +11,7 @@ NODE := $(CURDIR)/node_modules/.bin/node
 STAMP := node_modules/.udptun-installed
 TEST_LOG := .tap-output.log
 
-.PHONY: help setup build lint test test-unit test-e2e soak demo bench bench-alloc profile clean docker-build docker-up docker-iperf docker-down docker-test
+.PHONY: help setup keys build lint test test-unit test-e2e soak demo bench bench-alloc profile clean docker-build docker-up docker-iperf docker-down docker-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -25,6 +25,10 @@ $(STAMP): package.json package-lock.json src/native/binding.gyp $(wildcard src/n
 
 setup: $(STAMP) ## install system packages and npm dependencies, build the addon
 	@scripts/fetch-wireguard-trixie.sh # also where the stamp is older than the script
+
+keys: setup ## WireGuard keys for config/a.json and config/b.json (config/keys/, 0600; kept if present) and each one's public key written into the other
+	@echo "==> keys for config/a.json <-> config/b.json"
+	@scripts/make-keys.sh config/a.json config/b.json
 
 build: setup ## compile TypeScript into dist/
 	@echo "==> tsc"

@@ -170,6 +170,17 @@ build_app_image() {
   rm -f "$out"
 }
 
+# The peers' WireGuard keys and configs, made at set-up (keys by `udptun genkey|pubkey|genpsk`
+# inside the image; kept if present) into $UDPTUN_KEYS_DIR (git-ignored): peer-X/ holds
+# config.json (docker/peer-X.json with the other peer's public key), private.key and
+# preshared.key, 0600 in a 0700 folder, mounted read-only at /etc/udptun in peer-X only.
+UDPTUN_KEYS_DIR="$UDPTUN_DOCKER_DIR/keys"
+make_peer_keys() {
+  log "WireGuard keys and configs for peer-a and peer-b in $UDPTUN_KEYS_DIR"
+  UDPTUN="$DOCKER run --rm -i --network none $UDPTUN_IMAGE" "$UDPTUN_REPO_DIR/scripts/make-keys.sh" \
+    --out "$UDPTUN_KEYS_DIR" "$UDPTUN_DOCKER_DIR/peer-a.json" "$UDPTUN_DOCKER_DIR/peer-b.json" >/dev/null
+}
+
 container_of() { compose ps -q "$1" 2>/dev/null; }
 
 health_of() {
@@ -191,6 +202,7 @@ iperf3_server_listening() {
 # Bring the stack up (peers, iperf3 server, Prometheus) and wait until peers are healthy and
 # the iperf3 server listens.
 stack_up() {
+  make_peer_keys || return 1
   log "docker-compose up -d"
   compose up -d --no-build >/dev/null
   if ! wait_for "${UDPTUN_WAIT_TIMEOUT:-90}" 0.5 "peer-a and peer-b healthy" peers_healthy; then
@@ -214,6 +226,11 @@ prom_query() {
 # The number of series an instant query returns (0 when Prometheus does not answer).
 prom_count() {
   prom_query "$1" 2>/dev/null | jq -r 'if .status == "success" then (.data.result | length) else 0 end' 2>/dev/null || echo 0
+}
+
+# The first series' value of an instant query ("0" when there is none or Prometheus does not answer).
+prom_value() {
+  prom_query "$1" 2>/dev/null | jq -r '.data.result[0].value[1] // "0"' 2>/dev/null || echo 0
 }
 
 # Compose down: containers, networks, volumes (images are kept as cache).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make docker-test: the Docker packaging end to end, on local images only.
-#   base images (docker/prepare-base.sh) -> udptun image -> compose stack up -> both peers
-#   healthy, Prometheus scraping both -> iperf3 TCP and UDP through the tunnel -> pool series
-#   and a moving packet counter in Prometheus -> `docker stop` time -> image size -> teardown.
+#   base images (docker/prepare-base.sh) -> udptun image -> WireGuard keys and configs made
+#   in the image -> compose stack up -> both peers healthy, Prometheus scraping both ->
+#   iperf3 TCP and UDP through the tunnel -> pool series, a moving packet counter and moving
+#   WireGuard handshake counters in Prometheus -> `docker stop` time -> image size -> teardown.
 # Prints PASS/FAIL lines and "N passed, N failed"; exits non-zero on any failure. Leaves no
 # containers, networks or volumes behind, and stops a dockerd it started (images are kept
 # as cache). Knobs: UDPTUN_IPERF_SECONDS (5), UDPTUN_MAX_IMAGE_MB (250),
@@ -87,31 +88,44 @@ fi
 labels="$(docker_cmd image inspect -f '{{index .Config.Labels "org.opencontainers.image.title"}} {{index .Config.Labels "org.opencontainers.image.version"}} {{index .Config.Labels "org.opencontainers.image.revision"}}' "$UDPTUN_IMAGE")"
 check "OCI labels ($labels)" test -n "$(docker_cmd image inspect -f '{{index .Config.Labels "org.opencontainers.image.title"}}' "$UDPTUN_IMAGE")"
 
-# The config check command against both compose configs.
-config_check() { # CONFIG
-  docker_cmd run --rm --network none -v "$1:/etc/udptun/config.json:ro" "$UDPTUN_IMAGE" \
-    check --config /etc/udptun/config.json >"$WORK/check.out" 2>&1 || { cat "$WORK/check.out" >&2; return 1; }
+# The peers' keys and configs (made with the image's `udptun genkey|pubkey|genpsk`), then the
+# config check command against both, as the peers will read them.
+if make_peer_keys; then pass "WireGuard keys and configs for both peers in docker/keys/ (made in the image)"; else fail "WireGuard keys for the peers"; summary_and_exit; fi
+keys_private() { # PEER: its folder 0700, its key files 0600, no private key in its config
+  local d="$UDPTUN_KEYS_DIR/$1"
+  [ "$(stat -c %a "$d")" = 700 ] && [ "$(stat -c %a "$d/private.key" "$d/preshared.key" | sort -u)" = 600 ] &&
+    ! grep -q '"privateKey"' "$d/config.json"
+}
+config_check() { # PEER: `check` prints the summary (JSON), then "config ok"
+  docker_cmd run --rm --network none -v "$UDPTUN_KEYS_DIR/$1:/etc/udptun:ro" "$UDPTUN_IMAGE" \
+    check --config /etc/udptun/config.json >"$WORK/check.out" 2>"$WORK/check.err" &&
+    [ "$(tail -n 1 "$WORK/check.out")" = "config ok" ] &&
+    sed '$d' "$WORK/check.out" | jq -e '.transport == "wireguard" and .peers[0].presharedKey == true' >/dev/null ||
+    { cat "$WORK/check.out" "$WORK/check.err" >&2; return 1; }
 }
 for p in a b; do
-  check "udptun check --config docker/peer-$p.json" config_check "$UDPTUN_DOCKER_DIR/peer-$p.json"
+  check "peer-$p's key files 0600 in a 0700 folder, no key in its config" keys_private "peer-$p"
+  check "udptun check: peer-$p's config (docker/peer-$p.json + keys) is WireGuard with a preshared key" config_check "peer-$p"
 done
 
 # ---- stack ---------------------------------------------------------------------------------
 stack_down # anything left from an interrupted run
 tu=$SECONDS
+STACK_UP_AT="$(date +%s)"
 if stack_up; then pass "compose up: peer-a and peer-b healthy, iperf3 server listening ($((SECONDS - tu)) s)"; else fail "compose up"; summary_and_exit; fi
 
 both_up() { [ "$(prom_count 'up{job="udptun"} == 1')" = 2 ]; }
 if wait_for 60 0.5 "Prometheus to scrape both peers" both_up; then pass "Prometheus scrapes peer-a and peer-b (up == 1)"; else fail "Prometheus scrapes both peers"; prom_query 'up' >&2 || true; fi
 
-# Packets both peers have counted so far (from Prometheus), to see them move.
-packets() { # INSTANCE
-  prom_query "sum(udptun_packets_total{instance=\"$1\"})" 2>/dev/null |
-    jq -r '.data.result[0].value[1] // "0"' 2>/dev/null || echo 0
-}
-declare -A before
-before[peer-a]="$(packets peer-a)"
-before[peer-b]="$(packets peer-b)"
+# Packets and completed WireGuard handshakes both peers have counted so far (from
+# Prometheus), to see them move.
+packets() { prom_value "sum(udptun_packets_total{instance=\"$1\"})"; } # INSTANCE
+handshakes() { prom_value "sum(udptun_wireguard_handshakes_total{instance=\"$1\",event=\"completed\"})"; } # INSTANCE
+declare -A before hs_before
+for inst in peer-a peer-b; do
+  before[$inst]="$(packets "$inst")"
+  hs_before[$inst]="$(handshakes "$inst")"
+done
 
 # ---- iperf3 through the tunnel -------------------------------------------------------------
 iperf() { # OUT ARGS...
@@ -164,18 +178,33 @@ for inst in peer-a peer-b; do
     fi
   done
 done
-moved() { # INSTANCE BEFORE
-  local now
-  now="$(packets "$1")"
-  awk -v n="$now" -v b="$2" 'BEGIN { exit !(n > b + 1000) }'
+# PASS once VALUE_FN INSTANCE exceeds BEFORE + SLACK (within 20 s), with SERIES by LABEL; else FAIL.
+expect_moved() { # WHAT VALUE_FN INSTANCE BEFORE SLACK SERIES LABEL
+  local what="$1" value="$2" inst="$3" b="$4" slack="$5" series="$6" label="$7"
+  rose() { awk -v n="$("$value" "$inst")" -v b="$b" -v s="$slack" 'BEGIN { exit !(n > b + s) }'; }
+  if wait_for 20 1 "$what of $inst to move" rose; then
+    pass "$what moved on $inst: $b -> $("$value" "$inst") (by $label: $(prom_query "sum by ($label) ($series{instance=\"$inst\"})" | jq -r --arg l "$label" '[.data.result[] | .metric[$l] + "=" + .value[1]] | join(", ")'))"
+  else
+    fail "$what did not move on $inst ($b -> $("$value" "$inst"))"
+  fi
 }
 for inst in peer-a peer-b; do
-  b="${before[$inst]}"
-  if wait_for 20 1 "udptun_packets_total of $inst to move" moved "$inst" "$b"; then
-    pass "udptun_packets_total moved on $inst: $b -> $(packets "$inst") (by path: $(prom_query "sum by (path) (udptun_packets_total{instance=\"$inst\"})" | jq -r '[.data.result[] | .metric.path + "=" + .value[1]] | join(", ")'))"
+  expect_moved udptun_packets_total packets "$inst" "${before[$inst]}" 1000 udptun_packets_total path
+done
+
+# ---- WireGuard: the traffic above went through handshaken sessions -----------------------
+for inst in peer-a peer-b; do
+  expect_moved "completed WireGuard handshakes" handshakes "$inst" "${hs_before[$inst]}" 0 udptun_wireguard_handshakes_total event
+  q="udptun_wireguard_latest_handshake_timestamp_seconds{instance=\"$inst\"}"
+  latest="$(prom_value "$q")"
+  if awk -v l="$latest" -v s="$STACK_UP_AT" 'BEGIN { exit !(l >= s) }'; then
+    pass "$q: $(($(date +%s) - ${latest%.*})) s ago"
   else
-    fail "udptun_packets_total did not move on $inst ($b -> $(packets "$inst"))"
+    fail "$q is $latest (stack up at $STACK_UP_AT)"
   fi
+  q="sum(udptun_drops_total{instance=\"$inst\",reason=~\"decryption_failed|replayed|unknown_index|bad_mac\"})"
+  bad="$(prom_value "$q")"
+  check "no WireGuard data refused on $inst (decryption_failed, replayed, unknown_index, bad_mac: $bad)" test "$bad" = 0
 done
 
 # ---- docker stop (SIGTERM handled: must not wait for the 10 s kill) ------------------------

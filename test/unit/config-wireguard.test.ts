@@ -94,13 +94,14 @@ t.test("a WireGuard config: keys as 32 bytes, endpoint optional, keepalive 0 unl
 
 t.test("transport: one default constant, wireguard; plain keeps its rules", (t) => {
   t.equal(DEFAULTS.transport, "wireguard");
-  const unsaid = plainConfig();
-  delete unsaid.transport;
-  throwsConfigError(t, () => validateConfig(unsaid), "privateKey", ["missing"]);
+  const absent = wgConfig();
+  delete absent.transport;
+  t.equal(validateConfig(absent).transport, "wireguard", "absent: the default");
   const c = validateConfig(plainConfig());
-  t.equal(c.transport, "plain", "explicit");
+  t.equal(c.transport, "plain");
   t.equal(c.privateKey, null);
   t.equal(c.peers[0].publicKey, null);
+  t.equal(validateConfig({ ...plainConfig(), transport: "plain" }).transport, "plain", "explicit");
   const keepalive = plainConfig();
   keepalive.peers[0].persistentKeepalive = 10;
   t.equal(validateConfig(keepalive).peers[0].persistentKeepalive, 10, "persistentKeepalive means the same for plain peers");
@@ -297,6 +298,12 @@ t.test("udptun check (real process): public keys out, secrets nowhere, warnings 
   t.equal(bad.status, 2);
   t.match(bad.stderr, 'udptun: invalid configuration: --metrics: "127.0.0.1" is not host:port');
 
+  // run reads the same keys; a bad --metrics stops it before it touches the system (a valid
+  // config would start a real tunnel here, outside any namespace).
+  const run = spawnSync(process.execPath, [CLI, "run", "--config", file, "--metrics", "127.0.0.1"], { encoding: "utf8", timeout: 30_000 });
+  t.equal(run.status, 2, "run refuses the bad --metrics");
+  t.match(run.stderr, 'udptun: invalid configuration: --metrics: "127.0.0.1" is not host:port');
+  for (const secret of SECRETS) t.notOk(run.stderr.includes(secret) || run.stdout.includes(secret));
   t.end();
 });
 

@@ -6,12 +6,12 @@ import { ConfigError, validateConfig } from "../../src/config/validate.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { DEFAULTS } from "../../src/config/schema.ts";
 
-const CONFIG_A = new URL("../../config/a.json", import.meta.url);
+const CONFIG_A = new URL("../../config/plain.json", import.meta.url);
 const aText = readFileSync(CONFIG_A, "utf8");
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** A fresh, mutable copy of config/a.json. */
+/** A fresh, mutable copy of config/plain.json (the plain example). */
 const a = (): Json => JSON.parse(aText) as Json;
 
 /** The smallest config: only the required fields. */
@@ -47,7 +47,7 @@ function isDeepFrozen(v: unknown, path: string, out: string[]): void {
   for (const [k, x] of Object.entries(v)) isDeepFrozen(x, `${path}.${k}`, out);
 }
 
-t.test("config/a.json is valid and fully parsed", (t) => {
+t.test("config/plain.json is valid and fully parsed", (t) => {
   const c = validateConfig(a());
   t.equal(c.device.name, "udptun0");
   t.equal(c.device.mtu, 1420);
@@ -157,7 +157,7 @@ t.test("defaults when optional sections are missing", (t) => {
 t.test("workers: 1 (one thread, as before) unless set; 1 to 16 accepted", (t) => {
   t.equal(validateConfig(minimal()).workers, 1, "default 1");
   t.equal(DEFAULTS.workers, 1);
-  t.equal(validateConfig(a()).workers, 1, "config/a.json has none: 1");
+  t.equal(validateConfig(a()).workers, 1, "config/plain.json has none: 1");
   for (const n of [1, 2, 4, 16]) t.equal(validateConfig({ ...minimal(), workers: n }).workers, n, `workers ${n}`);
   t.ok(Object.isFrozen(validateConfig({ ...minimal(), workers: 2 })), "frozen with the rest");
   t.end();
