@@ -35,7 +35,7 @@ const LOG_EVERY_MS = 10_000;
  * line with data, so past this a flood is dropped unread (handshake_overflow) rather than slow the
  * data path. Peers retry their handshakes every REKEY_TIMEOUT; wireguard-go bounds its
  * handshake queue for the same reason. */
-const HANDSHAKES_PER_SECOND = 256;
+const HANDSHAKES_PER_SECOND = 128;
 
 /** Why the protocol refused a handshake message, as the network path's drop reason. */
 const HANDSHAKE_DROPS: Record<number, number> = {
