@@ -31,7 +31,7 @@ const STAGED_PER_PEER = 128;
 const LOG_EVERY_MS = 10_000;
 
 /** Why the protocol refused a handshake message, as the network path's drop reason. */
-const HANDSHAKE_DROPS: Record<number, number> = {
+export const HANDSHAKE_DROPS: Record<number, number> = {
   [WgDrop.BadSize]: Drop.BadSize,
   [WgDrop.BadMac1]: Drop.BadMac,
   [WgDrop.BadCookie]: Drop.BadMac,

@@ -103,9 +103,15 @@ export function judgeDatagram(fx: Fixture, d: WireDatagram): NetOutcome {
   const type = b[0] & 0x0f;
   if (type === 2) return len === WIRE_HEADER ? { kind: "keepalive", peer } : drop("bad_header");
   if (type !== 1) return drop("bad_type");
-  // 4. The inner packet: version, header length, total length, IPv4 checksum.
-  const inner = b.subarray(WIRE_HEADER, len);
+  return judgeInner(fx, peer, b.subarray(WIRE_HEADER, len));
+}
+
+/** An inner packet that came from `peer` (steps 4 and 5 above; WireGuard's opened packets too). */
+export function judgeInner(fx: Fixture, peer: number, inner: Uint8Array): NetOutcome {
+  const drop = (reason: Reason): NetOutcome => ({ kind: "drop", reason });
+  // 4. The inner packet: at most the MTU; version, header length, total length, IPv4 checksum.
   const n = inner.length;
+  if (n > MTU) return drop("oversize");
   if (n === 0) return drop("malformed_ip");
   const version = inner[0] >> 4;
   let family: 4 | 6;
