@@ -224,11 +224,14 @@ export interface SourceSpec {
   seed: number;
 }
 
-export interface DatagramDesc {
-  from: SourceSpec;
+export interface InnerDesc {
   ip: IpDesc;
   fault: number;
   faultArg: number;
+}
+
+export interface DatagramDesc extends InnerDesc {
+  from: SourceSpec;
 }
 
 /** What the network path can be fed; every fault is a distinct way to be wrong (or, for a
@@ -267,6 +270,12 @@ export const sourceArb: fc.Arbitrary<SourceSpec> = fc.record({
 
 const faultArb = (count: number): fc.Arbitrary<number> =>
   fc.oneof({ weight: 45, arbitrary: fc.constant(FAULT_NONE) }, { weight: 55, arbitrary: fc.integer({ min: 1, max: count - 1 }) });
+
+export const innerDescArb: fc.Arbitrary<InnerDesc> = fc.record({
+  ip: ipDescArb,
+  fault: faultArb(NET_FAULTS.length),
+  faultArg: fc.nat(),
+});
 
 export const datagramDescArb: fc.Arbitrary<DatagramDesc> = fc.record({
   from: sourceArb,
@@ -339,7 +348,7 @@ export function buildDatagram(d: DatagramDesc, fx: Fixture): WireDatagram {
 }
 
 /** buildDatagram from a source already chosen; `peer` is whose allowed IPs an own source comes from. */
-export function buildDatagramFrom(d: DatagramDesc, fx: Fixture, source: Uint8Array, peer: number): WireDatagram {
+export function buildDatagramFrom(d: InnerDesc, fx: Fixture, source: Uint8Array, peer: number): WireDatagram {
   const family = d.ip.v6 ? 6 : 4;
   const own = fx.peers[peer].allowed.filter((a) => a.family === family);
   const all = d.ip.v6 ? fx.candidates6 : fx.candidates4;

@@ -5,8 +5,8 @@
 // (test/unit/lib/wg-oracle.ts); the names here only steer generation.
 import fc from "fast-check";
 import { mac } from "../../../src/wireguard/crypto.ts";
-import { buildDatagramFrom, buildIp, buildSource, datagramDescArb, NET_FAULTS, noise, Rng, sourceArb } from "./packets.ts";
-import type { DatagramDesc, SourceSpec, WireDatagram } from "./packets.ts";
+import { buildDatagramFrom, buildIp, buildSource, innerDescArb, NET_FAULTS, noise, Rng, sourceArb } from "./packets.ts";
+import type { InnerDesc, SourceSpec, WireDatagram } from "./packets.ts";
 import { paddingFor, sealExact } from "./wg-messages.ts";
 import { DATA_HEADER, HANDSHAKE_SIZES, REJECT_AFTER_MESSAGES, REPLAY_WINDOW, TAG } from "./wg-oracle.ts";
 import { sealedKey } from "./wg-world-path.ts";
@@ -55,7 +55,7 @@ export interface WgDatagramDesc {
   keypair: number;
   counter: number;
   /** The inner packet (its fault mapped onto INNER_FAULTS). */
-  inner: DatagramDesc;
+  inner: InnerDesc;
   /** With GRO: messages in the datagram (1: alone). */
   train: number;
   /** What breaks in a train (0-2: nothing). */
@@ -71,7 +71,7 @@ export const wgDatagramDescArb: fc.Arbitrary<WgDatagramDesc> = fc.record({
   kind: weighted(KIND_WEIGHTS),
   keypair: fc.nat({ max: 31 }),
   counter: weighted(COUNTER_WEIGHTS),
-  inner: datagramDescArb,
+  inner: innerDescArb,
   train: fc.oneof({ weight: 6, arbitrary: fc.constant(1) }, { weight: 3, arbitrary: fc.integer({ min: 2, max: 8 }) }, { weight: 1, arbitrary: fc.integer({ min: 9, max: 64 }) }),
   trainFault: fc.nat({ max: 7 }),
   arg: fc.nat(),
@@ -170,14 +170,8 @@ export class WgBuilder {
   }
 
   private seal(kp: WgKeypair, counter: bigint, plaintext: Uint8Array, key: Uint8Array = kp.key): Buffer {
-    const m = sealExact(key, kp.index, counter, plaintext);
+    const m = sealFor(this.world, kp, counter, plaintext, key);
     this.lastPlaintext = plaintext;
-    if (key === kp.key) {
-      const k = sealedKey(kp.index, counter);
-      const list = this.world.sealed.get(k);
-      if (list === undefined) this.world.sealed.set(k, [{ msg: m, plaintext }]);
-      else list.push({ msg: m, plaintext });
-    }
     const s = this.stateOf(kp);
     s.made.push(m);
     if (s.made.length > 16) s.made.shift();
@@ -187,7 +181,7 @@ export class WgBuilder {
   /** An inner packet from the keypair's peer (or, for source faults, from anyone). */
   private inner(d: WgDatagramDesc, kp: WgKeypair, r: Rng, max = MTU): Buffer {
     const fault = INNER_FAULTS[d.inner.fault % INNER_FAULTS.length];
-    const desc: DatagramDesc = { ...d.inner, fault: d.inner.fault === 0 ? 0 : fault, ip: { ...d.inner.ip, size: Math.min(d.inner.ip.size, max) } };
+    const desc: InnerDesc = { ...d.inner, fault: d.inner.fault === 0 ? 0 : fault, ip: { ...d.inner.ip, size: Math.min(d.inner.ip.size, max) } };
     const b = buildDatagramFrom(desc, this.world.fx, new Uint8Array(20), kp.peer).bytes.subarray(WIRE_HEADER);
     return Buffer.from(b.length > max ? b.subarray(0, Math.max(0, max)) : b);
   }
@@ -274,4 +268,17 @@ export class WgBuilder {
       }
     }
   }
+}
+
+/** Seals a data message for the keypair's index (with its own key unless another is given)
+ * and, if the key is its own, records it for the oracle (WgWorld.sealed). */
+export function sealFor(world: WgWorld, kp: WgKeypair, counter: bigint, plaintext: Uint8Array, key: Uint8Array = kp.key): Buffer {
+  const m = sealExact(key, kp.index, counter, plaintext);
+  if (key === kp.key) {
+    const k = sealedKey(kp.index, counter);
+    const list = world.sealed.get(k);
+    if (list === undefined) world.sealed.set(k, [{ msg: m, plaintext }]);
+    else list.push({ msg: m, plaintext });
+  }
+  return m;
 }

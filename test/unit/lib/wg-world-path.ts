@@ -101,7 +101,7 @@ const retired = { slot: WG_KEYPAIR_SLOTS - 1, index: 0x5eed0000 | (WG_KEYPAIR_SL
 const installed = new Set<number>();
 
 /** Draws the run's keypairs: one or two per peer (every peer, also one with no endpoint: a
- * peer may roam in from anywhere), about one in eight past its time. */
+ * peer may roam in from anywhere), about one in sixteen past its time. */
 export function buildWgWorld(fx: Fixture, seed: number): WgWorld {
   const r = new Rng(seed);
   const used = new Set<number>([retired.slot]);
@@ -121,7 +121,7 @@ export function buildWgWorld(fx: Fixture, seed: number): WgWorld {
     const n = r.below(3) === 0 ? 2 : 1;
     for (let k = 0; k < n; k++) {
       const slot = freeSlot();
-      keypairs.push({ slot, index: indexOf(slot), key: key(), peer, expired: r.below(8) === 0 });
+      keypairs.push({ slot, index: indexOf(slot), key: key(), peer, expired: r.below(16) === 0 });
     }
   });
   const live = keypairs[r.below(keypairs.length)];
