@@ -7,6 +7,7 @@ import type { Peer } from "../../../src/tunnel/peers.ts";
 import { BufferPool } from "../../../src/pool/buffer-pool.ts";
 import { FakeIo } from "./fake-io.ts";
 import { checkNetwork, drainNetwork, fail, hex } from "./harness.ts";
+import type { NetOptions } from "./harness.ts";
 import type { WireDatagram } from "./packets.ts";
 import { expectWireGuard, DATA_HEADER, TAG } from "./wg-oracle.ts";
 import type { WgExpectation } from "./wg-oracle.ts";
@@ -14,11 +15,8 @@ import { acceptedOn, FuzzOpener, installWorld, WG_START } from "./wg-world-path.
 import type { WgWorld } from "./wg-world-path.ts";
 import { BUFFER_SIZE, buildPeerTable, buildPool, FAKE_TUN, fakeSocket, HEADROOM, MTU } from "./world.ts";
 
-export interface WgRunOptions {
-  capacity: number;
+export interface WgRunOptions extends NetOptions {
   gro: boolean;
-  readCaps?: readonly number[];
-  tunFailures?: ReadonlyMap<number, number>;
 }
 
 export interface WgResult {

@@ -7,7 +7,7 @@
 // a ring of bit blocks); MAC1 is computed with the primitives of src/wireguard/crypto.ts
 // (keyed BLAKE2s has no node:crypto form).
 import { mac } from "../../../src/wireguard/crypto.ts";
-import { judgeInner, showEndpoint, zeroCounts } from "./oracle.ts";
+import { countDrop, emptyNetExpectation, expectWrite, judgeInner, showEndpoint } from "./oracle.ts";
 import type { NetExpectation, Reason } from "./oracle.ts";
 import type { WireDatagram } from "./packets.ts";
 import { sealedKey } from "./wg-world-path.ts";
@@ -104,27 +104,13 @@ export function expectWireGuard(
   world: WgWorld, datagrams: readonly WireDatagram[], tunFailures: ReadonlyMap<number, number>, maxDatagram: number, room: number,
 ): WgExpectation {
   const { fx } = world;
-  const e: WgExpectation = {
-    outcomes: [],
-    drops: zeroCounts(),
-    delivered: [],
-    rx: fx.peers.map(() => ({ packets: 0, bytes: 0, keepalives: 0 })),
-    packets: 0,
-    bytes: 0,
-    lastWriteErrno: 0,
-    firstDrop: new Map(),
-    calls: [],
-    accepted: new Map(),
-    messages: 0,
-  };
+  const e: WgExpectation = { ...emptyNetExpectation(fx), calls: [], accepted: new Map(), messages: 0 };
   const byIndex = new Map<number, KeypairModel>();
   for (const kp of world.keypairs) byIndex.set(kp.index, { kp, newest: 0n, seen: new Set(), accepted: 0 });
   let written = 0;
   for (const d of datagrams) {
     const where = showEndpoint(d.source);
-    const count = (reason: Reason, detail = where): void => {
-      if (e.drops[reason]++ === 0) e.firstDrop.set(reason, detail);
-    };
+    const count = (reason: Reason): void => countDrop(e, reason, where);
     // Longer than the path takes (or than the buffer holds: the kernel cut it): refused whole.
     if (d.length > room || d.length > maxDatagram) {
       e.messages++;
@@ -170,18 +156,7 @@ export function expectWireGuard(
         count(o.reason);
         continue;
       }
-      if (o.kind !== "deliver") continue;
-      const errno = tunFailures.get(written++) ?? 0;
-      if (errno !== 0) {
-        e.lastWriteErrno = errno;
-        count("tun_write_error", fx.peers[kp.peer].name);
-        continue;
-      }
-      e.delivered.push(o.inner);
-      e.rx[kp.peer].packets++;
-      e.rx[kp.peer].bytes += o.inner.length;
-      e.packets++;
-      e.bytes += o.inner.length;
+      if (o.kind === "deliver") expectWrite(e, fx, kp.peer, o.inner, tunFailures.get(written++) ?? 0);
     }
   }
   for (const m of byIndex.values()) e.accepted.set(m.kp.slot, m.accepted);
