@@ -38,7 +38,7 @@ const LOG_EVERY_MS = 10_000;
 const HANDSHAKES_PER_SECOND = 128;
 
 /** Why the protocol refused a handshake message, as the network path's drop reason. */
-const HANDSHAKE_DROPS: Record<number, number> = {
+export const HANDSHAKE_DROPS: Record<number, number> = {
   [WgDrop.BadSize]: Drop.BadSize,
   [WgDrop.BadMac1]: Drop.BadMac,
   [WgDrop.BadCookie]: Drop.BadMac,

@@ -40,6 +40,13 @@ export interface FakeIoOptions {
    * first datagram through.
    */
   eagainFirst?: boolean;
+  /** The pool's buffer size (default: the MTU pool's). */
+  bufferSize?: number;
+  /** Where in its buffer a datagram lands (default: our 4-byte header before the headroom). */
+  datagramStart?: number;
+  /** UDP GRO: udpRecv reports each datagram's segment size, and the packets written may
+   * share a buffer (a datagram's segments), each anywhere past the headroom. */
+  gro?: boolean;
 }
 
 export class FakeIo implements PacketIo {
@@ -99,11 +106,16 @@ export class FakeIo implements PacketIo {
     return this.next;
   }
 
-  udpRecv(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array): number {
+  udpRecv(
+    fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, sources: Uint8Array, segs?: Int32Array,
+  ): number {
     this.calls.udpRecv++;
     this.role("network", "udpRecv");
-    this.batch("udpRecv", fd, slab, offs, lens, count, MAX_BATCH, HEADROOM - WIRE_HEADER, BUFFER_SIZE - (HEADROOM - WIRE_HEADER));
+    const start = this.opts.datagramStart ?? HEADROOM - WIRE_HEADER;
+    this.batch("udpRecv", fd, slab, offs, lens, count, MAX_BATCH, start, this.bufferSize - start);
     if (sources.length < count * ENDPOINT_LEN) throw new ContractError(`udpRecv: sources holds ${sources.length} bytes for ${count}`);
+    if ((segs !== undefined) !== (this.opts.gro === true)) throw new ContractError(`udpRecv: segs ${segs ? "given" : "missing"} with GRO ${this.opts.gro ? "on" : "off"}`);
+    if (segs !== undefined && segs.length < count) throw new ContractError(`udpRecv: segs holds ${segs.length} for ${count}`);
     const n = Math.min(count, this.pending, this.cap());
     for (let i = 0; i < n; i++) {
       const d = this.rx[this.next++];
@@ -113,6 +125,8 @@ export class FakeIo implements PacketIo {
       slab.set(d.bytes.subarray(0, copy), offs[i]);
       lens[i] = d.length > room ? -1 : d.length;
       sources.set(d.source.subarray(0, ENDPOINT_LEN), i * ENDPOINT_LEN);
+      if (segs !== undefined) segs[i] = d.seg ?? 0;
+      else if (d.seg) throw new Error("generator: a GRO datagram without GRO");
     }
     return n;
   }
@@ -120,7 +134,7 @@ export class FakeIo implements PacketIo {
   tunWrite(fd: number, slab: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, status: Int32Array): number {
     this.calls.tunWrite++;
     this.role("network", "tunWrite");
-    this.batch("tunWrite", fd, slab, offs, lens, count, MAX_WRITE_BATCH, HEADROOM, -1);
+    this.batch("tunWrite", fd, slab, offs, lens, count, MAX_WRITE_BATCH, this.opts.gro ? -1 : HEADROOM, -1);
     if (status.length < count) throw new ContractError(`tunWrite: status holds ${status.length} for ${count}`);
     let ok = 0;
     for (let i = 0; i < count; i++) {
@@ -194,6 +208,10 @@ export class FakeIo implements PacketIo {
     return done;
   }
 
+  private get bufferSize(): number {
+    return this.opts.bufferSize ?? BUFFER_SIZE;
+  }
+
   private cap(): number {
     return this.opts.readCaps?.[this.readCall++] ?? Infinity;
   }
@@ -217,10 +235,13 @@ export class FakeIo implements PacketIo {
       const off = offs[i];
       const len = lens[i];
       if (off < 0 || len < 0 || off + len > slab.length) throw new ContractError(`${call}: packet ${i} [${off}, +${len}) outside the slab`);
-      const buffer = Math.floor(off / BUFFER_SIZE);
-      if (off - buffer * BUFFER_SIZE !== at) throw new ContractError(`${call}: packet ${i} at ${off - buffer * BUFFER_SIZE} in its buffer, not ${at}`);
+      const size = this.bufferSize;
+      const buffer = Math.floor(off / size);
+      const inBuffer = off - buffer * size;
+      if (at >= 0 ? inBuffer !== at : inBuffer < HEADROOM) throw new ContractError(`${call}: packet ${i} at ${inBuffer} in its buffer, not ${at >= 0 ? at : "past the headroom"}`);
       if (room >= 0 && len !== room) throw new ContractError(`${call}: room ${len}, not ${room}`);
-      if (off - buffer * BUFFER_SIZE + len > BUFFER_SIZE) throw new ContractError(`${call}: packet ${i} runs past its buffer`);
+      if (inBuffer + len > size) throw new ContractError(`${call}: packet ${i} runs past its buffer`);
+      if (at < 0) continue; // GRO: a datagram's segments share its buffer
       if (seen.has(buffer)) throw new ContractError(`${call}: two packets in buffer ${buffer}`);
       seen.add(buffer);
     }

@@ -20,11 +20,11 @@ const ROUNDS_PER_WAKEUP = 8;
 /** A run that needs more driver steps than this is stuck. */
 const STEP_LIMIT = 10_000;
 
-function fail(msg: string): never {
+export function fail(msg: string): never {
   throw new Error(msg);
 }
 
-const hex = (b: Uint8Array, max = 48): string =>
+export const hex = (b: Uint8Array, max = 48): string =>
   Buffer.from(b.subarray(0, max)).toString("hex") + (b.length > max ? `...(${b.length} bytes)` : ` (${b.length} bytes)`);
 
 /** The path's drop counters by metric label. */
@@ -37,7 +37,7 @@ export function countsOf(drops: Float64Array): Counts {
   return c;
 }
 
-function sameCounts(what: string, actual: Counts, expected: Counts): void {
+export function sameCounts(what: string, actual: Counts, expected: Counts): void {
   for (const r of REASONS) {
     if (actual[r] !== expected[r]) {
       const diff = REASONS.filter((x) => actual[x] !== expected[x]).map((x) => `${x}: ${actual[x]} (expected ${expected[x]})`);
@@ -47,7 +47,7 @@ function sameCounts(what: string, actual: Counts, expected: Counts): void {
 }
 
 /** firstDrop must fire exactly once per reason that dropped anything, with the right detail. */
-function sameFirstDrops(what: string, calls: [number, string][], expected: Map<Reason, string>): void {
+export function sameFirstDrops(what: string, calls: [number, string][], expected: Map<Reason, string>): void {
   const seen = new Map<Reason, string>();
   for (const [code, detail] of calls) {
     const label = DROP_LABELS[code] as Reason;
@@ -89,7 +89,15 @@ export function runNetwork(fx: Fixture, datagrams: readonly WireDatagram[], opts
     firstDrop: (r, d) => firstDrops.push([r, d]),
   }, io);
   io.feedUdp(datagrams);
+  drainNetwork(path, io, pool);
+  const expected = expectNetwork(fx, datagrams, opts.tunFailures ?? new Map());
+  checkNetwork(`network path (${fx.label})`, expected, path, io, peers, firstDrops);
+  return { expected, path, peers, pool, io, firstDrops };
+}
 
+/** Wakes the path until the fake has handed over every datagram; each wakeup must stay
+ * within ROUNDS_PER_WAKEUP reads and give every buffer back. */
+export function drainNetwork(path: NetworkPath, io: FakeIo, pool: BufferPool): void {
   let steps = 0;
   while (io.pending > 0) {
     if (++steps > STEP_LIMIT) fail(`network path stuck with ${io.pending} datagrams unread`);
@@ -98,9 +106,12 @@ export function runNetwork(fx: Fixture, datagrams: readonly WireDatagram[], opts
     if (io.calls.udpRecv - before > ROUNDS_PER_WAKEUP) fail(`one wakeup made ${io.calls.udpRecv - before} udpRecv calls`);
     if (pool.inUse !== 0) fail(`${pool.inUse} network buffers still out after onReadable`);
   }
+}
 
-  const expected = expectNetwork(fx, datagrams, opts.tunFailures ?? new Map());
-  const what = `network path (${fx.label})`;
+/** What the network path did, held against the oracle's expectation. */
+export function checkNetwork(
+  what: string, expected: NetExpectation, path: NetworkPath, io: FakeIo, peers: readonly Peer[], firstDrops: [number, string][],
+): void {
   if (io.calls.udpSend !== 0 || io.calls.tunRead !== 0) fail(`${what}: called udpSend/tunRead`);
   sameCounts(what, countsOf(path.drops), expected.drops);
   if (io.tunOut.length !== expected.delivered.length) {
@@ -121,7 +132,6 @@ export function runNetwork(fx: Fixture, datagrams: readonly WireDatagram[], opts
   }
   if (path.lastWriteErrno !== expected.lastWriteErrno) fail(`${what}: lastWriteErrno ${path.lastWriteErrno}, expected ${expected.lastWriteErrno}`);
   sameFirstDrops(what, firstDrops, expected.firstDrop);
-  return { expected, path, peers, pool, io, firstDrops };
 }
 
 // ---------------------------------------------------------------- device path

@@ -103,9 +103,15 @@ export function judgeDatagram(fx: Fixture, d: WireDatagram): NetOutcome {
   const type = b[0] & 0x0f;
   if (type === 2) return len === WIRE_HEADER ? { kind: "keepalive", peer } : drop("bad_header");
   if (type !== 1) return drop("bad_type");
-  // 4. The inner packet: version, header length, total length, IPv4 checksum.
-  const inner = b.subarray(WIRE_HEADER, len);
+  return judgeInner(fx, peer, b.subarray(WIRE_HEADER, len));
+}
+
+/** An inner packet that came from `peer` (steps 4 and 5 above; WireGuard's opened packets too). */
+export function judgeInner(fx: Fixture, peer: number, inner: Uint8Array): NetOutcome {
+  const drop = (reason: Reason): NetOutcome => ({ kind: "drop", reason });
+  // 4. The inner packet: at most the MTU; version, header length, total length, IPv4 checksum.
   const n = inner.length;
+  if (n > MTU) return drop("oversize");
   if (n === 0) return drop("malformed_ip");
   const version = inner[0] >> 4;
   let family: 4 | 6;
@@ -155,7 +161,20 @@ export interface NetExpectation {
  * TUN device fails with errno tunFailures.get(k), if any.
  */
 export function expectNetwork(fx: Fixture, datagrams: readonly WireDatagram[], tunFailures: ReadonlyMap<number, number>): NetExpectation {
-  const e: NetExpectation = {
+  const e = emptyNetExpectation(fx);
+  let written = 0;
+  for (const d of datagrams) {
+    const o = judgeDatagram(fx, d);
+    e.outcomes.push(o);
+    if (o.kind === "drop") countDrop(e, o.reason, showEndpoint(d.source));
+    else if (o.kind === "keepalive") e.rx[o.peer].keepalives++;
+    else expectWrite(e, fx, o.peer, o.inner, tunFailures.get(written++) ?? 0);
+  }
+  return e;
+}
+
+export function emptyNetExpectation(fx: Fixture): NetExpectation {
+  return {
     outcomes: [],
     drops: zeroCounts(),
     delivered: [],
@@ -165,32 +184,25 @@ export function expectNetwork(fx: Fixture, datagrams: readonly WireDatagram[], t
     lastWriteErrno: 0,
     firstDrop: new Map(),
   };
-  const count = (reason: Reason, detail: string): void => {
-    if (e.drops[reason]++ === 0) e.firstDrop.set(reason, detail);
-  };
-  let written = 0;
-  for (const d of datagrams) {
-    const o = judgeDatagram(fx, d);
-    e.outcomes.push(o);
-    if (o.kind === "drop") {
-      count(o.reason, showEndpoint(d.source));
-    } else if (o.kind === "keepalive") {
-      e.rx[o.peer].keepalives++;
-    } else {
-      const errno = tunFailures.get(written++) ?? 0;
-      if (errno !== 0) {
-        e.lastWriteErrno = errno;
-        count("tun_write_error", fx.peers[o.peer].name);
-        continue;
-      }
-      e.delivered.push(o.inner);
-      e.rx[o.peer].packets++;
-      e.rx[o.peer].bytes += o.inner.length;
-      e.packets++;
-      e.bytes += o.inner.length;
-    }
+}
+
+/** Counts a drop; the first of each reason keeps its detail. */
+export function countDrop(e: NetExpectation, reason: Reason, detail: string): void {
+  if (e.drops[reason]++ === 0) e.firstDrop.set(reason, detail);
+}
+
+/** A packet from `peer` handed to the TUN device, whose write fails with errno (0: it does not). */
+export function expectWrite(e: NetExpectation, fx: Fixture, peer: number, inner: Uint8Array, errno: number): void {
+  if (errno !== 0) {
+    e.lastWriteErrno = errno;
+    countDrop(e, "tun_write_error", fx.peers[peer].name);
+    return;
   }
-  return e;
+  e.delivered.push(inner);
+  e.rx[peer].packets++;
+  e.rx[peer].bytes += inner.length;
+  e.packets++;
+  e.bytes += inner.length;
 }
 
 // ---------------------------------------------------------------- device path

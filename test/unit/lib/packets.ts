@@ -39,7 +39,7 @@ export const NOISE: Buffer = (() => {
   return b;
 })();
 
-function noise(off: number, len: number): Buffer {
+export function noise(off: number, len: number): Buffer {
   const start = off % (NOISE_LEN - len + 1);
   return NOISE.subarray(start, start + len);
 }
@@ -224,11 +224,14 @@ export interface SourceSpec {
   seed: number;
 }
 
-export interface DatagramDesc {
-  from: SourceSpec;
+export interface InnerDesc {
   ip: IpDesc;
   fault: number;
   faultArg: number;
+}
+
+export interface DatagramDesc extends InnerDesc {
+  from: SourceSpec;
 }
 
 /** What the network path can be fed; every fault is a distinct way to be wrong (or, for a
@@ -259,7 +262,7 @@ export const NET_FAULTS = [
 
 export const FAULT_NONE = 0;
 
-const sourceArb: fc.Arbitrary<SourceSpec> = fc.record({
+export const sourceArb: fc.Arbitrary<SourceSpec> = fc.record({
   kind: fc.oneof({ weight: 85, arbitrary: fc.constant(0) }, { weight: 15, arbitrary: fc.integer({ min: 1, max: 4 }) }),
   peer: fc.nat({ max: 15 }),
   seed: fc.integer(),
@@ -267,6 +270,12 @@ const sourceArb: fc.Arbitrary<SourceSpec> = fc.record({
 
 const faultArb = (count: number): fc.Arbitrary<number> =>
   fc.oneof({ weight: 45, arbitrary: fc.constant(FAULT_NONE) }, { weight: 55, arbitrary: fc.integer({ min: 1, max: count - 1 }) });
+
+export const innerDescArb: fc.Arbitrary<InnerDesc> = fc.record({
+  ip: ipDescArb,
+  fault: faultArb(NET_FAULTS.length),
+  faultArg: fc.nat(),
+});
 
 export const datagramDescArb: fc.Arbitrary<DatagramDesc> = fc.record({
   from: sourceArb,
@@ -282,6 +291,8 @@ export interface WireDatagram {
   length: number;
   /** The 20-byte source endpoint udpRecv reports. */
   source: Uint8Array;
+  /** UDP GRO: the size of each datagram merged into this one (the last may be shorter). */
+  seg?: number;
 }
 
 /** Peers that have an endpoint (only they can be impersonated or send). */
@@ -293,7 +304,7 @@ function resolvedPeers(fx: Fixture): number[] {
   return out;
 }
 
-function buildSource(spec: SourceSpec, fx: Fixture): { source: Uint8Array; peer: number } {
+export function buildSource(spec: SourceSpec, fx: Fixture): { source: Uint8Array; peer: number } {
   const senders = resolvedPeers(fx);
   const peer = senders[spec.peer % senders.length];
   const ep = new Uint8Array(fx.peers[peer].endpoint!);
@@ -333,6 +344,11 @@ const HEADER_DATA = [0x11, 0, 0, 0];
 /** Turns a description into a datagram as the kernel would hand it over. */
 export function buildDatagram(d: DatagramDesc, fx: Fixture): WireDatagram {
   const { source, peer } = buildSource(d.from, fx);
+  return buildDatagramFrom(d, fx, source, peer);
+}
+
+/** buildDatagram from a source already chosen; `peer` is whose allowed IPs an own source comes from. */
+export function buildDatagramFrom(d: InnerDesc, fx: Fixture, source: Uint8Array, peer: number): WireDatagram {
   const family = d.ip.v6 ? 6 : 4;
   const own = fx.peers[peer].allowed.filter((a) => a.family === family);
   const all = d.ip.v6 ? fx.candidates6 : fx.candidates4;
