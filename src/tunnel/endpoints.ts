@@ -71,6 +71,7 @@ export class Endpoints {
   /** The socket is open: its filter admits the endpoints known so far (or is left off, as config asks). */
   attach(sock: UdpSocket): void {
     this.sock = sock;
+    this.filtered = null; // a new socket has no filter yet
     if (this.filter) this.updateFilter();
     else this.log.info("peer filter off (socket.peerFilter is false): strangers reach udptun and are dropped there (unknown_peer)");
   }
