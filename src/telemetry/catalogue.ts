@@ -144,7 +144,7 @@ export const CATALOGUE: readonly Instrument[] = [
     },
   },
   {
-    scope: "forwarder", name: "udptun.wireguard.transfer", kind: "counter", unit: "By",
+    scope: "forwarder", name: "udptun.wireguard.transfer.bytes", kind: "counter", unit: "By",
     labels: [PEER, { name: "direction", values: ["rx", "tx"] }],
     help: "WireGuard: UDP payload bytes received from the peer (authenticated) and sent to it, every message counted but cookie replies: `wg show`'s transfer, to the byte.",
     read: (s, emit) => {

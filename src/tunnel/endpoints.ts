@@ -83,12 +83,14 @@ export class Endpoints {
     for (const n of names) this.resolve(n.peer, n.endpoint);
   }
 
-  /** A reload's peers: fresh ones get their endpoints; lookups for peers gone are dropped. */
+  /** A reload's peers: fresh ones (new, or given another endpoint) get their endpoints;
+   * lookups for peers gone, or for an endpoint replaced, are dropped. */
   replace(peers: PeerTable, fresh: readonly { peer: Peer; endpoint: HostPort | null }[]): void {
     this.peers = peers;
     this.live = new Set(peers.peers);
+    const renewed = new Set(fresh.map((f) => f.peer));
     for (const [peer, timer] of this.retries) {
-      if (this.live.has(peer)) continue;
+      if (this.live.has(peer) && !renewed.has(peer)) continue;
       clearTimeout(timer);
       this.retries.delete(peer);
     }

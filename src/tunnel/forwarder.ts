@@ -154,12 +154,14 @@ export class Forwarder {
   }
 
   /**
-   * Applies a new config's peers (SIGHUP). Unchanged peers keep their objects, counters
-   * and resolved endpoints, so their flows never notice; changed and new ones are rebuilt;
-   * removed ones stop being routed. Other sections need a restart and are reported.
+   * Applies a new config's peers (SIGHUP). Peers keep their objects, counters, resolved
+   * endpoints and sessions for as long as their name and public key stay, whatever else
+   * changes; new ones are built; removed ones stop being routed. Other sections need a
+   * restart and are reported.
    */
   reload(next: Config): ReloadResult {
     const plan = planReload(this.config, this.table.peers, next);
+    for (const { peer, allowedIps } of plan.routes) peer.allowedIps = allowedIps;
     this.table = new PeerTable(plan.peers);
     this.transport.setPeers(this.table, next.peers);
     this.endpoints.replace(this.table, plan.fresh);

@@ -164,10 +164,10 @@ t.test("the transfer `wg show` reports is the scrape's, and wireguard-go's count
     const p = peerOf(await show(), b.publicKey)!;
     const theirs = peerOf(await b.show(), pubA)!;
     const m2 = await scrape();
-    const rx = metric(m1, "udptun_wireguard_transfer_total", { peer: b.publicKey, direction: "rx" });
-    const tx = metric(m1, "udptun_wireguard_transfer_total", { peer: b.publicKey, direction: "tx" });
-    const stable = rx === metric(m2, "udptun_wireguard_transfer_total", { peer: b.publicKey, direction: "rx" }) &&
-      tx === metric(m2, "udptun_wireguard_transfer_total", { peer: b.publicKey, direction: "tx" });
+    const rx = metric(m1, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "rx" });
+    const tx = metric(m1, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "tx" });
+    const stable = rx === metric(m2, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "rx" }) &&
+      tx === metric(m2, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "tx" });
     if (!stable) continue;
     agreed = true;
     t.equal(p.rxBytes, rx, `rx: ${rx} bytes both`);
