@@ -112,7 +112,7 @@ export class Forwarder {
     return this.fds.sock;
   }
 
-  /** Replaced whole by a reload. */
+  /** Replaced whole by a reload or a configuration change. */
   get peers(): PeerTable {
     return this.table;
   }

@@ -14,7 +14,7 @@ import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { run, start } from "./lib/proc.ts";
 import type { Daemon } from "./lib/proc.ts";
-import { fetchIn, NODE, parseMetrics, ROOT } from "./lib/udptun.ts";
+import { fetchIn, NODE, parseMetrics, ROOT, sum } from "./lib/udptun.ts";
 import type { Sample } from "./lib/udptun.ts";
 import { BOOKWORM, missingBins } from "./lib/wireguard-bins.ts";
 import { killWireguardGo, parseDump, socketPath, startWireguardGo, wg as wgIn } from "./lib/wireguard-go.ts";
@@ -49,13 +49,11 @@ async function reaches(from: Host, to: string, ms = 8000, source?: string): Prom
   return false;
 }
 const scrape = async (): Promise<Sample[]> => parseMetrics(await fetchIn(lab, hostA, `http://${hostA.ip4}:${METRICS_PORT}/metrics`));
-const metric = (s: Sample[], name: string, labels: Record<string, string>): number =>
-  s.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((n, x) => n + x.value, 0);
 const handshakes = async (peer: string) => {
   const s = await scrape();
   return {
-    initiated: metric(s, "udptun_wireguard_handshakes_total", { peer, event: "initiated" }),
-    completed: metric(s, "udptun_wireguard_handshakes_total", { peer, event: "completed" }),
+    initiated: sum(s, "udptun_wireguard_handshakes_total", { peer, event: "initiated" }),
+    completed: sum(s, "udptun_wireguard_handshakes_total", { peer, event: "completed" }),
   };
 };
 /** The daemon's CPU time so far, in seconds (utime + stime of /proc/PID/stat, in clock ticks). */
@@ -130,11 +128,11 @@ t.test("allowed IPs route and filter; the most specific prefix wins, and one mov
   t.ok(await reaches(hostA, "10.79.0.3"), "10.79.0.3 goes to C (its /24)");
   t.ok(await reaches(hostA, "10.79.0.2"), "10.79.0.2 still goes to B (its /32 is more specific)");
   t.ok(await reaches(hostC, "10.79.0.1", 8000, "10.79.0.9"), "C's packets from 10.79.0.9 get in (inside its /24)");
-  const dropsBefore = metric(await scrape(), "udptun_drops_total", { reason: "source_not_allowed" });
+  const dropsBefore = sum(await scrape(), "udptun_drops_total", { reason: "source_not_allowed" });
   // 10.79.0.9/32 now B's: C may no longer send from it, and replies to it go to B.
   await wg(["set", DEVICE, "peer", b.publicKey, "allowed-ips", "10.79.0.2/32,10.79.0.9/32"]);
   t.notOk(await ping(hostC, "10.79.0.1", "10.79.0.9"), "C's packets from 10.79.0.9 are refused");
-  t.ok(metric(await scrape(), "udptun_drops_total", { reason: "source_not_allowed" }) > dropsBefore, "counted as source_not_allowed");
+  t.ok(sum(await scrape(), "udptun_drops_total", { reason: "source_not_allowed" }) > dropsBefore, "counted as source_not_allowed");
   t.ok(await reaches(hostC, "10.79.0.1", 8000, "10.79.0.3"), "C still gets in from 10.79.0.3");
   const s = await show();
   t.same(peerOf(s, b.publicKey)!.allowedIps.sort(), ["10.79.0.2/32", "10.79.0.9/32"], "get: B holds the /32");
@@ -164,10 +162,10 @@ t.test("the transfer `wg show` reports is the scrape's, and wireguard-go's count
     const p = peerOf(await show(), b.publicKey)!;
     const theirs = peerOf(await b.show(), pubA)!;
     const m2 = await scrape();
-    const rx = metric(m1, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "rx" });
-    const tx = metric(m1, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "tx" });
-    const stable = rx === metric(m2, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "rx" }) &&
-      tx === metric(m2, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "tx" });
+    const rx = sum(m1, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "rx" });
+    const tx = sum(m1, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "tx" });
+    const stable = rx === sum(m2, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "rx" }) &&
+      tx === sum(m2, "udptun_wireguard_transfer_bytes_total", { peer: b.publicKey, direction: "tx" });
     if (!stable) continue;
     agreed = true;
     t.equal(p.rxBytes, rx, `rx: ${rx} bytes both`);
