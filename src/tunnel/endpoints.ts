@@ -71,9 +71,19 @@ export class Endpoints {
   /** The socket is open: its filter admits the endpoints known so far (or is left off, as config asks). */
   attach(sock: UdpSocket): void {
     this.sock = sock;
-    this.filtered = null; // a new socket has no filter yet
     if (this.filter) this.updateFilter();
     else this.log.info("peer filter off (socket.peerFilter is false): strangers reach udptun and are dropped there (unknown_peer)");
+  }
+
+  /** A socket about to replace the current one (another listen port) gets the same filter
+   * before it takes any traffic; moveTo() then switches to it. */
+  prepare(sock: UdpSocket): void {
+    if (this.filter && this.sock) this.install(sock, this.known(), false);
+  }
+
+  /** The socket prepare() was given is the one in use now. */
+  moveTo(sock: UdpSocket): void {
+    this.sock = sock;
   }
 
   /** Starts looking up the names (their answers touch the socket and the peers' table). */
@@ -165,17 +175,27 @@ export class Endpoints {
    */
   private updateFilter(): void {
     if (!this.filter || !this.sock) return;
-    const known = new Map<string, Uint8Array>();
-    for (const p of this.peers.peers) if (p.endpoint) known.set(formatEndpoint(p.endpoint), p.endpoint);
+    const known = this.known();
     const key = [...known.keys()].sort().join(" ");
     if (key === this.filtered) return;
     this.filtered = key;
-    const unresolved = this.peers.peers.filter((p) => !p.endpoint).map((p) => p.name);
+    this.install(this.sock, known, true);
+  }
+
+  /** The endpoints known now, by their text. */
+  private known(): Map<string, Uint8Array> {
+    const known = new Map<string, Uint8Array>();
+    for (const p of this.peers.peers) if (p.endpoint) known.set(formatEndpoint(p.endpoint), p.endpoint);
+    return known;
+  }
+
+  private install(sock: UdpSocket, known: Map<string, Uint8Array>, log: boolean): void {
     try {
-      const instructions = setPeerFilter(this.sock, [...known.values()], this.mode);
-      this.log.info({ endpoints: known.size, unresolved, instructions }, `peer filter admits ${known.size} endpoint(s)`);
+      const instructions = setPeerFilter(sock, [...known.values()], this.mode);
+      const unresolved = this.peers.peers.filter((p) => !p.endpoint).map((p) => p.name);
+      if (log) this.log.info({ endpoints: known.size, unresolved, instructions }, `peer filter admits ${known.size} endpoint(s)`);
     } catch (err) {
-      clearPeerFilter(this.sock);
+      clearPeerFilter(sock);
       const e = err as Error & { code?: string };
       this.log.warn({ endpoints: known.size, code: e.code, err: e.message },
         "peer filter not attached; strangers now reach udptun and are dropped there (unknown_peer)");

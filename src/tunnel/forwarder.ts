@@ -197,6 +197,7 @@ export class Forwarder {
       const got = addon.udpOffload(sock.fd, want);
       if (got !== want) throw Object.assign(new Error(`the new socket refused UDP offloads the running one has (asked ${want}, got ${got})`), { code: "EOFFLOAD" });
       if (fwmark !== 0) addon.udpMark(sock.fd, fwmark);
+      this.endpoints.prepare(sock);
       return sock;
     } catch (err) {
       closeUdp(sock);
@@ -209,7 +210,7 @@ export class Forwarder {
    * as a datagram on the wire can be). */
   adopt(sock: UdpSocket): void {
     const old = this.fds.sock;
-    this.endpoints.attach(sock);
+    this.endpoints.moveTo(sock);
     this.drops.moveTo(sock);
     this.fds.sock = sock;
     this.transport.setSocket(sock);

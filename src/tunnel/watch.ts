@@ -28,7 +28,8 @@ export class Watch {
   moveTo(fd: number): void {
     if (!this.handle) return;
     addon.pollStop(this.handle);
-    this.handle = addon.pollStart(fd, this.events, this.onEvents);
+    this.handle = addon.pollStart(fd, READABLE, this.onEvents);
+    if (this.events !== READABLE) addon.pollSet(this.handle, this.events);
   }
 
   pause(reason: number): void {

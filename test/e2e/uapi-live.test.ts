@@ -12,6 +12,7 @@ import path from "node:path";
 import { UapiClient } from "../../src/uapi/client.ts";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
+import { waitUntil } from "./lib/prometheus.ts";
 import { run, start } from "./lib/proc.ts";
 import type { Daemon } from "./lib/proc.ts";
 import { fetchIn, NODE, parseMetrics, ROOT, sum } from "./lib/udptun.ts";
@@ -194,6 +195,12 @@ t.test("a new listen port: traffic goes on (the peer roams); a taken one answers
   t.equal((await show()).listenPort, MOVED_PORT, "get: the new port");
   t.ok(await reaches(hostB, "10.79.0.1", 3000), "B reaches A on the new port");
   t.equal(peerOf(await b.show(), pubA)!.endpoint, `${hostA.ip4}:${MOVED_PORT}`, "B follows A to it");
+  // C is no peer now: the new socket's kernel filter drops what it sends (not a handshake).
+  const drops = sum(await scrape(), "udptun_socket_receive_drops_total", {});
+  await run(...lab.exec(hostC, "python3", ["-c",
+    `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor _ in range(5): s.sendto(b"x"*100,("${hostA.ip4}",${MOVED_PORT}))`]));
+  await waitUntil(async () => sum(await scrape(), "udptun_socket_receive_drops_total", {}) >= drops + 5, 3000);
+  t.pass("the new socket has the peer filter: a stranger's datagrams are dropped in the kernel");
 
   const [cmd, args] = lab.exec(hostA, "python3", ["-c",
     `import socket,time\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.bind(("::",${TAKEN_PORT}))\nprint("bound",flush=True)\ntime.sleep(120)`]);
