@@ -394,8 +394,10 @@ export class DevicePath {
 
 /** The bytes on the wire of `segs` sealed messages holding `inner` bytes of one super-packet:
  * each message adds its header and tag, and pads its plaintext to 16 bytes (not past the MTU).
- * The segments but the last are taken to fill the MTU, as TCP's do (their MSS comes from it);
- * otherwise their padding is not known here and is left out. */
+ * The segments but the last are taken to fill the MTU, as TCP's do (their MSS comes from it),
+ * which makes it exact for them and for single packets. Segments shorter than the MTU (an
+ * application's UDP GSO) may be counted up to 15 bytes short each: their lengths are the
+ * addon's, not known here. */
 function sealedBytes(segs: number, inner: number, mtu: number): number {
   const last = inner - (segs - 1) * mtu;
   const overhead = segs * (WG_HEADER_LEN + WG_TAG_LEN);
