@@ -1,7 +1,8 @@
 /* Sealing WireGuard data messages: in place in pooled buffers (wgSeal), or from the
- * pieces of a split super-packet straight into a per-thread send buffer (the seal step of
- * udpSendSegments; segment.c calls it). Plain C (wg-bindings.c is its JS face). Either way one EVP context per keypair, only the
- * IV reset per message, and no allocation. */
+ * pieces of a split super-packet into a per-thread send buffer (the seal step of
+ * udpSendSegments; segment.c calls it). Plain C (wg-bindings.c is its JS face). Either
+ * way one EVP context per keypair, only the IV reset per message, one update per message
+ * (seal_message), and no allocation. */
 #include <errno.h>
 #include <openssl/core_names.h>
 #include "wg-crypto.h"
