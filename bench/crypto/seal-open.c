@@ -3,7 +3,7 @@
  * with the addon's flags) against Node's own OpenSSL: a separate N-API module, so the
  * OpenSSL symbols resolve to the very library udptun runs with (the system's may be
  * another version), and the production addon carries no benchmark code.
- * seal-open.ts drives it and prints the table; README.md in this folder says how to build.
+ * seal-open.ts drives it and prints the table; build.sh builds it (bench/README.md).
  *
  * measure(kind, plain, header, messages) -> CPU nanoseconds (this thread) per message,
  * one run. kind:
@@ -11,9 +11,10 @@
  *   "segments"    the seal step of udpSendSegments: datagrams of `plain` bytes, each a
  *                 `header`-byte header block (IP + TCP headers built per segment) and a
  *                 payload slice taken in turn from a 64 KiB super-packet
- *   "open"        wg_open_one in place, minus nothing: each message is first copied from
- *                 one of OPEN_RING sealed originals ("copy" is that copy alone)
- *   "copy"        the copy "open" makes, alone (subtract it from "open")
+ *   "open"        wg_open_one in place, each message first copied from one of OPEN_RING
+ *                 sealed originals (opening destroys it); the window is reset after
+ *                 each round of the ring
+ *   "copy"        that copy alone, for seal-open.ts to subtract from "open"
  *   "evp-message" the floor for one message on one context: IV, one EVP_CipherUpdate of
  *                 the whole padded plaintext in place, EVP_CipherFinal_ex, the tag
  *   "evp-update"  EVP_CipherUpdate of `plain` bytes alone, repeated: the raw cipher and
