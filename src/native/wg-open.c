@@ -21,14 +21,15 @@ int32_t wg_open_one(uint8_t *p, uint32_t len) {
   uint8_t *ct = p + WG_HEADER_LEN;
   int ctlen = (int)(len - WG_MIN_MESSAGE), n = 0, m = 0;
   /* Nonce and expected tag in one provider call, in place of EVP_CipherInit_ex's generic
-   * init path and a SET_TAG ctrl: it shows on short messages. OpenSSL's ChaCha20-Poly1305 takes a whole 12-byte "TLS fixed IV"
-   * as the nonce (the TLS record sequence is only mixed in once a TLS AAD is set, which
-   * never happens here), and its next update starts a new message from it: Poly1305 key
-   * from block 0, text from block 1, as EVP_CipherInit_ex would. Should a build ever
-   * ignore it, the nonce would be stale and every message would fail to authenticate:
-   * the opener fails closed (the unit tests and the interop with wireguard-go see it).
-   * Sealing keeps EVP_CipherInit_ex, where this route saves nothing measurable and a stale
-   * nonce would not fail closed. */
+   * init path and a SET_TAG ctrl: it shows on short messages. OpenSSL's ChaCha20-Poly1305
+   * takes a whole 12-byte "TLS fixed IV" as the nonce (the TLS record sequence is only
+   * mixed in once a TLS AAD is set, which never happens here), and its next update starts
+   * a new message from it: Poly1305 key from block 0, text from block 1, as after
+   * EVP_CipherInit_ex. Should a build ever ignore it, the nonce would be stale and every
+   * message would fail to authenticate: the opener fails closed (the unit tests, the
+   * native test on the system's OpenSSL and the interop with wireguard-go would see it).
+   * Sealing keeps EVP_CipherInit_ex: there this route saves nothing measurable, and a
+   * stale nonce would not fail closed. */
   OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED, nonce, sizeof nonce),
                          OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, ct + ctlen, WG_TAG_LEN),
                          OSSL_PARAM_construct_end()};
