@@ -143,10 +143,12 @@ static napi_value measure(napi_env env, napi_callback_info info) {
   char err[128] = "";
   int k = 0;
   while (k < KINDS && strcmp(kind, kinds[k])) k++;
-  if (k == KINDS) snprintf(err, sizeof err, "measure: kind: \"%s\" is not seal, segments, open, copy, evp-message or evp-update", kind);
+  uint32_t max_header = plain - 1 < sizeof header_block ? plain - 1 : (uint32_t)sizeof header_block;
+  if (k == KINDS)
+    snprintf(err, sizeof err, "measure: kind: \"%s\" is not seal, segments, open, copy, evp-message or evp-update", kind);
   else if (plain == 0 || plain > MAX_PLAIN) snprintf(err, sizeof err, "measure: plain: %u is not in 1..%d", plain, MAX_PLAIN);
-  else if (k == SEGMENTS && (header == 0 || header >= plain || header > sizeof header_block))
-    snprintf(err, sizeof err, "measure: header: %u is not in 1..%u", header, plain - 1);
+  else if (k == SEGMENTS && (header == 0 || header > max_header))
+    snprintf(err, sizeof err, "measure: header: %u is not in 1..%u", header, max_header);
   else if (!install()) snprintf(err, sizeof err, "measure: installing the keypairs failed");
   if (*err) {
     napi_throw_range_error(env, NULL, err);
