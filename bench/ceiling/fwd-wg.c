@@ -3,7 +3,8 @@
  * JS. The offload loop of offload-loop.h (the same kernel calls as fwd-offload.c) with
  * every datagram a WireGuard data message, sealed by send_segments' seal step and opened
  * in place by udptun's own code (src/native/wg-seal.c, wg-open.c, wg-keypairs.c,
- * wg-replay.c, linked as they are, with the system's OpenSSL 3).
+ * wg-replay.c, linked as they are, with the system's OpenSSL 3; test/native/
+ * wg_seal_open_test.c checks them against that OpenSSL).
  *
  * No handshake: each end takes the keypair one would have installed, as udptun's data
  * path uses it once a handshake is done. The two ends swap the keys and the indexes.
