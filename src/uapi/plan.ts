@@ -58,7 +58,7 @@ class Draft {
    * in force (syncconf) writes nothing, and so copies nothing. */
   #owners: Map<PrefixKey, string> | null = null;
   /** Lists that replace_allowed_ips set aside, by peer. Their prefixes keep the peer as owner
-   * until settle() drops those it did not take back: re-adding the same list then costs a
+   * until finish() drops those it did not take back: re-adding the same list then costs a
    * lookup per prefix instead of a delete and a set on the owners map. */
   readonly #setAside = new Map<string, ReadonlyMap<PrefixKey, Prefix>[]>();
 
