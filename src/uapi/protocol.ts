@@ -61,7 +61,8 @@ export function parseEndpoint(key: string, value: string): Uint8Array {
 
 /** Prefix bytes are views into shared slabs: a view takes about half the heap of an array with
  * a buffer of its own, and the 100k prefixes of a large request all outlive the parse. A
- * structured clone of many prefixes copies each slab they share once. */
+ * structured clone of many prefixes copies each slab they share once. Slots are never reused,
+ * so each starts zeroed (one a failed read took is simply skipped). */
 const SLAB_BYTES = 4096;
 let slab = new ArrayBuffer(0);
 let slabUsed = 0;
