@@ -51,7 +51,16 @@ class Draft {
   readonly touched = new Set<string>();
   readonly #base: ModelState;
   readonly #drafts = new Set<DraftPeer>();
+  /** The allowed-IP lists the draft may change; a draft peer starts with its base's list and
+   * copies it only when the list itself changes (an endpoint alone copies no prefixes). */
+  readonly #ownLists = new Set<Map<PrefixKey, Prefix>>();
+  /** Copied from the base on the first write only: a request that re-sends the configuration
+   * in force (syncconf) writes nothing, and so copies nothing. */
   #owners: Map<PrefixKey, string> | null = null;
+  /** Lists that replace_allowed_ips set aside, by peer. Their prefixes keep the peer as owner
+   * until finish() drops those it did not take back: re-adding the same list then costs a
+   * lookup per prefix instead of a delete and a set on the owners map. */
+  readonly #setAside = new Map<string, ReadonlyMap<PrefixKey, Prefix>[]>();
 
   constructor(base: ModelState) {
     this.#base = base;
@@ -62,20 +71,36 @@ class Draft {
     this.peers = new Map(base.peers);
   }
 
-  get owners(): Map<PrefixKey, string> {
+  get owners(): ReadonlyMap<PrefixKey, string> {
+    return this.#owners ?? this.#base.owners;
+  }
+
+  #writeOwners(): Map<PrefixKey, string> {
     this.#owners ??= new Map(this.#base.owners);
     return this.#owners;
   }
 
-  /** The peer, copied into the draft before its first change. */
+  /** The peer, copied into the draft before its first change (its allowed IPs only by ips()). */
   edit(hex: string): DraftPeer {
     const p = this.peers.get(hex)!;
     if (this.#drafts.has(p as DraftPeer)) return p as DraftPeer;
-    const copy: DraftPeer = { ...p, allowedIps: new Map(p.allowedIps) };
+    const copy: DraftPeer = { ...p, allowedIps: p.allowedIps as Map<PrefixKey, Prefix> };
     this.peers.set(hex, copy);
     this.#drafts.add(copy);
     this.touched.add(hex);
     return copy;
+  }
+
+  /** The peer's allowed IPs, for changing. */
+  ips(hex: string): Map<PrefixKey, Prefix> {
+    const mine = this.edit(hex);
+    if (!this.#ownLists.has(mine.allowedIps)) this.#own(mine, new Map(mine.allowedIps));
+    return mine.allowedIps;
+  }
+
+  #own(mine: DraftPeer, list: Map<PrefixKey, Prefix>): void {
+    mine.allowedIps = list;
+    this.#ownLists.add(list);
   }
 
   create(publicKey: Uint8Array, hex: string): void {
@@ -83,13 +108,18 @@ class Draft {
     const peer: DraftPeer = { publicKey, presharedKey: null, endpoint: null, persistentKeepalive: 0, allowedIps: new Map(), generation: nextGeneration++ };
     this.peers.set(hex, peer);
     this.#drafts.add(peer);
+    this.#ownLists.add(peer.allowedIps);
     this.touched.add(hex);
   }
 
   remove(hex: string): void {
     const peer = this.peers.get(hex);
     if (!peer) return;
-    if (peer.allowedIps.size > 0) for (const key of peer.allowedIps.keys()) this.owners.delete(key);
+    if (peer.allowedIps.size > 0) {
+      const owners = this.#writeOwners();
+      for (const key of peer.allowedIps.keys()) owners.delete(key);
+    }
+    this.#dropSetAside(hex, null);
     this.peers.delete(hex);
     this.touched.add(hex);
   }
@@ -98,28 +128,44 @@ class Draft {
     for (const hex of this.peers.keys()) this.touched.add(hex);
     this.peers.clear();
     this.#owners = new Map();
+    this.#setAside.clear();
   }
 
   replaceAllowedIps(hex: string): void {
-    const peer = this.peers.get(hex)!;
-    if (peer.allowedIps.size === 0) return;
-    for (const key of peer.allowedIps.keys()) this.owners.delete(key);
-    this.edit(hex).allowedIps.clear();
+    const mine = this.edit(hex);
+    const aside = mine.allowedIps;
+    if (aside.size === 0) return;
+    this.#own(mine, new Map());
+    const lists = this.#setAside.get(hex);
+    if (lists) lists.push(aside);
+    else this.#setAside.set(hex, [aside]);
+  }
+
+  /** Drops the owner entries of `hex`'s set-aside prefixes that are not in `kept` (all of
+   * them if null: the peer is gone). */
+  #dropSetAside(hex: string, kept: ReadonlyMap<PrefixKey, Prefix> | null): void {
+    const lists = this.#setAside.get(hex);
+    if (!lists) return;
+    this.#setAside.delete(hex);
+    for (const list of lists) {
+      for (const key of list.keys()) {
+        if (kept?.has(key) || this.owners.get(key) !== hex) continue;
+        this.#writeOwners().delete(key);
+      }
+    }
   }
 
   /** As the trie's insert: a prefix has one owner; taking it from another peer removes it
-   * there, and re-adding it moves it to the end of the peer's list. */
-  /** `mine` is edit(hex), which the caller keeps for the length of a section. */
-  addAllowedIp(hex: string, mine: DraftPeer, prefix: Prefix): void {
+   * there, and re-adding it moves it to the end of the peer's list. `list` is ips(hex), which
+   * the caller keeps until its next other operation. */
+  addAllowedIp(hex: string, list: Map<PrefixKey, Prefix>, prefix: Prefix): void {
     const key = prefixKey(prefix);
-    const owners = this.owners;
-    const owner = owners.get(key);
-    const list = mine.allowedIps;
+    const owner = this.owners.get(key);
     if (owner === hex) {
-      list.delete(key);
+      list.delete(key); // a no-op for a set-aside prefix: it is owned but in no list
     } else {
-      if (owner !== undefined) this.edit(owner).allowedIps.delete(key);
-      owners.set(key, hex);
+      if (owner !== undefined) this.ips(owner).delete(key);
+      this.#writeOwners().set(key, hex);
     }
     list.set(key, prefix);
   }
@@ -127,13 +173,14 @@ class Draft {
   removeAllowedIp(hex: string, prefix: Prefix): void {
     const key = prefixKey(prefix);
     if (this.owners.get(key) !== hex) return;
-    this.owners.delete(key);
-    this.edit(hex).allowedIps.delete(key);
+    this.#writeOwners().delete(key);
+    this.ips(hex).delete(key);
   }
 
   /** The new state and what differs from the base. */
   finish(): { state: ModelState; change: ConfigChange } {
     const base = this.#base;
+    for (const hex of [...this.#setAside.keys()]) this.#dropSetAside(hex, this.peers.get(hex)!.allowedIps);
     const change: ConfigChange = {
       privateKey: !sameBytes(base.privateKey, this.privateKey),
       listenPort: base.listenPort !== this.listenPort,
@@ -203,15 +250,17 @@ function applyPeer(draft: Draft, section: PeerSection): void {
     draft.create(section.publicKey, hex);
     created = true;
   }
-  let mine: DraftPeer | null = null;
+  let list: Map<PrefixKey, Prefix> | null = null;
   for (const op of section.operations) {
     if (!live) break;
     if (op.op === "allowed_ip" && !op.remove) {
-      // The bulk of a large request: the peer's draft is looked up once per section.
-      mine ??= draft.edit(hex);
-      draft.addAllowedIp(hex, mine, op.prefix);
+      // The bulk of a large request: the peer's list is looked up once per run of additions
+      // (any other operation may replace it).
+      list ??= draft.ips(hex);
+      draft.addAllowedIp(hex, list, op.prefix);
       continue;
     }
+    list = null;
     applyPeerOperation(draft, hex, op, created);
     if (op.op === "remove" || (op.op === "update_only" && created)) live = false;
   }

@@ -59,12 +59,29 @@ export function parseEndpoint(key: string, value: string): Uint8Array {
   return encodeEndpoint(ip, port);
 }
 
+/** Prefix bytes are views into shared slabs: a view takes about half the heap of an array with
+ * a buffer of its own, and the 100k prefixes of a large request all outlive the parse. A
+ * structured clone of many prefixes copies each slab they share once. Slots are never reused,
+ * so each starts zeroed (one a failed read took is simply skipped). */
+const SLAB_BYTES = 4096;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+function prefixBytes(n: 4 | 16): Uint8Array {
+  if (slabUsed + n > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const bytes = new Uint8Array(slab, slabUsed, n);
+  slabUsed += n;
+  return bytes;
+}
+
 /** An IPv4 prefix, masked, read without the general parser's allocations (a configuration
  * can carry 100k of them): four decimal octets without leading zeros (as netip), "/", a length
- * of at most 32. Null if `text` is not exactly that. */
-function parseIpv4Prefix(text: string): Prefix | null {
+ * of at most 32. Null if `text` from `i` on is not exactly that. */
+function parseIpv4Prefix(text: string, i: number): Prefix | null {
   let addr = 0;
-  let i = 0;
   for (let part = 0; part < 5; part++) {
     const start = i;
     let n = 0;
@@ -81,29 +98,46 @@ function parseIpv4Prefix(text: string): Prefix | null {
       i++;
     } else {
       if (n > 32 || i !== text.length) return null;
-      const masked = n === 0 ? 0 : (addr & (-1 << (32 - n))) >>> 0;
-      const bytes = new Uint8Array([masked >>> 24, (masked >>> 16) & 255, (masked >>> 8) & 255, masked & 255]);
+      const masked = n === 0 ? 0 : addr & (-1 << (32 - n));
+      const bytes = prefixBytes(4);
+      bytes[0] = masked >>> 24;
+      bytes[1] = masked >>> 16;
+      bytes[2] = masked >>> 8;
+      bytes[3] = masked;
       return { family: 4, bytes, length: n };
     }
   }
   return null;
 }
 
+/** A prefix length at `from`, to the end of `text`: decimal without leading zeros (as
+ * netip.ParsePrefix), at most `max`; -1 if not that. */
+function parseLength(text: string, from: number, max: number): number {
+  const digits = text.length - from;
+  if (digits < 1 || digits > 3 || (digits > 1 && text.charCodeAt(from) === 48)) return -1;
+  let n = 0;
+  for (let i = from; i < text.length; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n <= max ? n : -1;
+}
+
 /** An IPv6 prefix in the usual form (hex groups, at most one "::", no embedded IPv4, a length
- * of at most 128), masked; null for anything else, which the general parser then judges. */
-function parseIpv6Prefix(text: string): Prefix | null {
-  const slash = text.indexOf("/");
-  if (slash < 2) return null;
-  const lenText = text.slice(slash + 1);
-  if (!/^(0|[1-9]\d{0,2})$/.test(lenText)) return null;
-  const length = Number(lenText);
-  if (length > 128) return null;
-  const groups: number[] = [];
+ * of at most 128) from `i` on, masked; null for anything else, which the general parser then
+ * judges. The groups go straight into the bytes; a "::" moves those after it into place. */
+function parseIpv6Prefix(text: string, i: number): Prefix | null {
+  const slash = text.indexOf("/", i);
+  if (slash < i + 2) return null;
+  const length = parseLength(text, slash + 1, 128);
+  if (length < 0) return null;
+  const bytes = prefixBytes(16);
+  let groups = 0;
   let gap = -1;
-  let i = 0;
-  if (text.startsWith("::")) {
+  if (text.charCodeAt(i) === 58 && text.charCodeAt(i + 1) === 58) {
     gap = 0;
-    i = 2;
+    i += 2;
   }
   while (i < slash) {
     let n = 0;
@@ -114,47 +148,50 @@ function parseIpv6Prefix(text: string): Prefix | null {
       if (d < 0) break;
       n = n * 16 + d;
     }
-    if (i === start) return null;
-    groups.push(n);
+    if (i === start || groups === 8) return null;
+    bytes[groups * 2] = n >> 8;
+    bytes[groups * 2 + 1] = n & 0xff;
+    groups++;
     if (i === slash) break;
     if (text.charCodeAt(i) !== 58) return null; // ":"
     i++;
     if (text.charCodeAt(i) === 58) {
       if (gap >= 0) return null;
-      gap = groups.length;
+      gap = groups;
       i++;
     } else if (i === slash) {
       return null; // a trailing single ":"
     }
   }
-  if (gap < 0 ? groups.length !== 8 : groups.length > 7) return null;
-  const bytes = new Uint8Array(16);
-  const tail = gap < 0 ? 0 : groups.length - gap;
-  groups.forEach((g, k) => {
-    const at = k < groups.length - tail ? k : 8 - (groups.length - k);
-    bytes[at * 2] = g >> 8;
-    bytes[at * 2 + 1] = g & 0xff;
-  });
+  if (gap < 0 ? groups !== 8 : groups > 7) return null;
+  if (gap >= 0) {
+    // The groups after "::" belong at the end.
+    const tail = (groups - gap) * 2;
+    bytes.copyWithin(16 - tail, gap * 2, groups * 2);
+    bytes.fill(0, gap * 2, 16 - tail);
+  }
   for (let bit = length; bit < 128; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
   return { family: 6, bytes, length };
 }
 
 /** "10.0.0.0/8" or "fd00::/64" (a length is required, without leading zeros, as in
- * netip.ParsePrefix), masked to its network as wireguard-go's trie stores it. */
-function allowedIpOperation(key: string, value: string): PeerOperation {
-  const remove = value.charCodeAt(0) === 45; // "-"
-  const text = remove ? value.slice(1) : value;
-  let prefix = parseIpv4Prefix(text);
-  if (!prefix && text.includes(":")) {
-    prefix = parseIpv6Prefix(text);
+ * netip.ParsePrefix), masked to its network as wireguard-go's trie stores it. The value is
+ * `line` from `from` on: the common forms are read in place, with no substring per line. */
+function allowedIpOperation(key: string, line: string, from: number): PeerOperation {
+  const remove = line.charCodeAt(from) === 45; // "-"
+  const at = remove ? from + 1 : from;
+  let prefix = parseIpv4Prefix(line, at);
+  if (!prefix && line.includes(":", at)) {
+    prefix = parseIpv6Prefix(line, at);
     if (!prefix) {
       // Embedded IPv4 (::ffff:10.0.0.0/104) and the rest: the general parser.
+      const text = line.slice(at);
       const slash = text.indexOf("/");
-      const p = slash > 0 && /^(0|[1-9]\d{0,2})$/.test(text.slice(slash + 1)) ? parsePrefix(text) : null;
+      const p = slash > 0 && parseLength(text, slash + 1, 128) >= 0 ? parsePrefix(text) : null;
       if (p?.family === 6) prefix = networkOf(p);
     }
   }
-  if (!prefix) throw invalid(key, value, "not a prefix (address/length, with - in front to remove it)");
+  if (!prefix) throw invalid(key, line.slice(from), "not a prefix (address/length, with - in front to remove it)");
   return { op: "allowed_ip", prefix, remove };
 }
 
@@ -188,7 +225,7 @@ function peerOperation(key: string, value: string): PeerOperation {
     case "persistent_keepalive_interval":
       return { op: "persistent_keepalive_interval", seconds: parseUint(key, value, 0xffff) };
     case "allowed_ip":
-      return allowedIpOperation(key, value);
+      return allowedIpOperation(key, value, 0);
     case "protocol_version":
       if (value !== "1") throw invalid(key, value, "the only protocol version is 1");
       return { op: "protocol_version", version: 1 };
@@ -206,7 +243,7 @@ export class SetParser {
   line(text: string): void {
     // Most lines of a large request are allowed IPs: no key to slice and compare.
     if (this.#peer && text.startsWith("allowed_ip=")) {
-      this.#peer.operations.push(allowedIpOperation("allowed_ip", text.slice(11)));
+      this.#peer.operations.push(allowedIpOperation("allowed_ip", text, 11));
       return;
     }
     const eq = text.indexOf("=");

@@ -15,28 +15,33 @@ const MAX_LINE = 64;
 
 const ZERO_KEY = new Uint8Array(KEY_LEN);
 
-/** An IPv6 prefix as netip prints it (RFC 5952: lowercase, the longest run of two or more zero
- * groups as "::"), without formatIp's intermediate arrays; v4-mapped ones go to formatPrefix. */
-function formatIpv6Prefix(p: Prefix): string {
+const HEX = Buffer.from("0123456789abcdef", "latin1");
+
+/** An IPv6 prefix as netip prints it (RFC 5952: lowercase, no leading zeros in a group, the
+ * longest run of two or more zero groups as "::"), written byte by byte at `off`; returns the
+ * new offset. v4-mapped ones, rare, are formatPrefix's. */
+function writeIpv6Prefix(buf: Buffer, off: number, p: Prefix): number {
   const b = p.bytes;
-  if (b[10] === 0xff && b[11] === 0xff && b.subarray(0, 10).every((x) => x === 0)) return formatPrefix(p);
+  if (b[10] === 0xff && b[11] === 0xff && b.subarray(0, 10).every((x) => x === 0)) return off + buf.write(formatPrefix(p), off, "latin1");
   let best = -1;
   let bestLen = 1;
   for (let i = 0, run = 0; i < 8; i++) {
     run = b[i * 2] === 0 && b[i * 2 + 1] === 0 ? run + 1 : 0;
     if (run > bestLen) [best, bestLen] = [i - run + 1, run];
   }
-  let out = "";
   for (let i = 0; i < 8; i++) {
     if (i === best) {
-      out += i === 0 ? "::" : ":";
+      if (i === 0) buf[off++] = 58; // ":"
+      buf[off++] = 58;
       i += bestLen - 1;
       continue;
     }
-    out += ((b[i * 2] << 8) | b[i * 2 + 1]).toString(16);
-    if (i < 7) out += ":";
+    const g = (b[i * 2] << 8) | b[i * 2 + 1];
+    for (let shift = g >= 0x1000 ? 12 : g >= 0x100 ? 8 : g >= 0x10 ? 4 : 0; shift >= 0; shift -= 4) buf[off++] = HEX[(g >> shift) & 15];
+    if (i < 7) buf[off++] = 58;
   }
-  return `${out}/${p.length}`;
+  buf[off++] = 47; // "/"
+  return writeByte(buf, off, p.length);
 }
 
 function peerHead(peer: PeerState): string {
@@ -63,7 +68,7 @@ function deviceHead(state: DeviceState): string {
 
 const ALLOWED_IP = Buffer.from("allowed_ip=", "latin1");
 
-/** Decimal digits of 0-255 at `off`; returns the new offset. */
+/** Decimal digits of 0-255 at `off`; returns the new offset (also a prefix length: 0-128). */
 function writeByte(buf: Buffer, off: number, n: number): number {
   if (n >= 100) buf[off++] = 48 + Math.floor(n / 100);
   if (n >= 10) buf[off++] = 48 + (Math.floor(n / 10) % 10);
@@ -73,8 +78,8 @@ function writeByte(buf: Buffer, off: number, n: number): number {
 
 /** The reply's body without its closing `errno=0\n\n`, as bytes in chunks of about
  * `chunkBytes` (a line never straddles two chunks). Each chunk is a fresh buffer: the socket
- * may hold it until it is sent. IPv4 allowed IPs, most of a large reply, are written byte by
- * byte rather than through strings. */
+ * may hold it until it is sent. Allowed IPs, most of a large reply, are written byte by byte
+ * rather than through strings. */
 export function* serializeGet(state: DeviceState, chunkBytes = CHUNK_BYTES): Generator<Buffer> {
   let buf = Buffer.allocUnsafe(chunkBytes + MAX_LINE);
   let off = 0;
@@ -103,7 +108,9 @@ export function* serializeGet(state: DeviceState, chunkBytes = CHUNK_BYTES): Gen
         off = writeByte(buf, off, p.length);
         buf[off++] = 10;
       } else {
-        off += buf.write(`allowed_ip=${formatIpv6Prefix(p)}\n`, off, "latin1");
+        ALLOWED_IP.copy(buf, off);
+        off = writeIpv6Prefix(buf, off + ALLOWED_IP.length, p);
+        buf[off++] = 10;
       }
       if (off >= chunkBytes) {
         yield buf.subarray(0, off);

@@ -192,5 +192,69 @@ t.test("prefix keys: equal exactly when the prefixes are (IPv4 packs the length 
   );
   t.not(prefixKey(parsePrefix("10.0.0.0/31")!), prefixKey(parsePrefix("10.0.0.1/32")!));
   t.not(prefixKey(parsePrefix("10.0.0.0/32")!), prefixKey(parsePrefix("10.0.0.0/31")!));
+  // The most numerous keys must stay in int32 range, which V8 keeps unboxed.
+  for (const host of ["0.0.0.0/32", "127.255.255.255/32", "128.0.0.0/32", "255.255.255.255/32"]) {
+    const k = prefixKey(parsePrefix(host)!);
+    t.equal(k, (k as number) | 0, `${host}: an int32 key`);
+  }
+  t.end();
+});
+
+/** The allowed-IP semantics in the plainest form, applied eagerly (every owner entry deleted as
+ * soon as its prefix leaves a list), to hold the planner's shortcuts to. */
+function referenceApply(ref: Map<string, string[]>, lines: string[]): void {
+  let hex: string | null = null;
+  for (const line of lines) {
+    const [key, value] = line.split("=");
+    if (key === "replace_peers") ref.clear();
+    else if (key === "public_key") {
+      hex = value;
+      if (!ref.has(hex)) ref.set(hex, []);
+    } else if (key === "remove") {
+      ref.delete(hex!);
+      hex = null;
+    } else if (hex === null) continue;
+    else if (key === "replace_allowed_ips") ref.set(hex, []);
+    else if (key === "allowed_ip" && value.startsWith("-")) {
+      const p = value.slice(1);
+      if (ref.get(hex)!.includes(p)) ref.set(hex, ref.get(hex)!.filter((x) => x !== p));
+    } else if (key === "allowed_ip") {
+      for (const [h, list] of ref) if (list.includes(value)) ref.set(h, list.filter((x) => x !== value));
+      ref.get(hex)!.push(value);
+    }
+  }
+}
+
+t.test("allowed IPs and their owners match a plain eager model over random request sequences", (t) => {
+  const prefixes = ["10.0.0.0/8", "10.0.0.1/32", "192.0.2.0/24", "198.18.0.9/32", "fd00::/64", "fd00::1/128", "::/0", "0.0.0.0/0"];
+  const op = fc.oneof(
+    { arbitrary: fc.constantFrom(...prefixes).map((p) => `allowed_ip=${p}`), weight: 6 },
+    { arbitrary: fc.constantFrom(...prefixes).map((p) => `allowed_ip=-${p}`), weight: 2 },
+    { arbitrary: fc.constant("replace_allowed_ips=true"), weight: 2 },
+    { arbitrary: fc.constant("endpoint=192.0.2.1:56000"), weight: 1 },
+    { arbitrary: fc.constant("remove=true"), weight: 1 },
+  );
+  const section = fc.tuple(fc.constantFrom(A, B, C), fc.array(op, { maxLength: 8 })).map(([hex, ops]) => [`public_key=${hex}`, ...ops]);
+  const request = fc.tuple(fc.boolean(), fc.array(section, { maxLength: 4 })).map(([replace, ss]) => [...(replace ? ["replace_peers=true"] : []), ...ss.flat()]);
+  fc.assert(
+    fc.property(fc.array(request, { minLength: 1, maxLength: 5 }), (requests) => {
+      const dev = new ModelDevice();
+      const ref = new Map<string, string[]>();
+      for (const lines of requests) {
+        if (lines.length === 0) continue;
+        set(dev, ...lines);
+        referenceApply(ref, lines);
+        const got = new Map([...dev.state.peers].map(([hex, p]) => [hex, ips(p)]));
+        if (JSON.stringify([...got]) !== JSON.stringify([...ref])) return false;
+        const owners = [...dev.state.owners].map(([, hex]) => hex).sort();
+        const expected = [...ref].flatMap(([hex, list]) => list.map(() => hex)).sort();
+        if (JSON.stringify(owners) !== JSON.stringify(expected)) return false;
+        for (const [hex, p] of dev.state.peers) for (const k of p.allowedIps.keys()) if (dev.state.owners.get(k) !== hex) return false;
+      }
+      return true;
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass("3000 sequences agree");
   t.end();
 });

@@ -289,3 +289,14 @@ t.test("allowed IPs: the fast readers and writer agree with address.ts on any pr
   }
   t.end();
 });
+
+t.test("allowed IPs share slabs but not bytes: thousands parsed, then every one read back", (t) => {
+  const texts: string[] = [];
+  for (let i = 0; i < 3000; i++) texts.push(i % 3 === 2 ? `fd00:${i.toString(16)}::${(i * 7).toString(16)}/128` : `198.18.${i >> 8}.${i & 255}/32`);
+  texts.push("1::2/64", "10.1.2.3/8"); // host bits, masked in their own bytes
+  const ops = parseSet(`public_key=${K1}\n${texts.map((x) => `allowed_ip=${x}`).join("\n")}\n`).peers[0].operations;
+  t.equal(ops.length, texts.length);
+  const back = ops.map((op) => formatPrefix((op as Extract<PeerOperation, { op: "allowed_ip" }>).prefix));
+  t.same(back, texts.map((x) => formatPrefix(networkOf(parsePrefix(x)!))), "each prefix keeps its own bytes");
+  t.end();
+});
