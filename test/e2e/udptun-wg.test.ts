@@ -210,6 +210,13 @@ t.test("metrics only when asked: UDPTUN_METRICS serves udptun's metrics, none wi
   const pid = await daemonPid(hostA.ns, name);
   const samples = parseMetrics(await fetchIn(lab, hostA, "http://127.0.0.1:53100/metrics"));
   tt.ok(samples.some((s) => s.name.startsWith("udptun_buffer_capacity")), "udptun's pool metrics served");
+  // The daemon fails after the parent has detached it: the parent still reports it.
+  const taken = ifname();
+  const clash = await wgRun(hostA.ns, [taken], { UDPTUN_METRICS: "127.0.0.1:53100" });
+  tt.equal(clash.code, 1, "the metrics port taken: exit 1");
+  tt.match(clash.stderr, /127\.0\.0\.1:53100: address already in use/, "stderr: the daemon's reason");
+  tt.notOk(await linkExists(hostA.ns, taken), "no device left");
+  tt.notOk(existsSync(sockPath(taken)), "no socket file left");
   const plain = ifname();
   tt.equal((await wgRun(hostA.ns, [plain])).code, 0);
   const other = await daemonPid(hostA.ns, plain);
