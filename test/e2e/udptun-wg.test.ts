@@ -5,7 +5,7 @@
 // wg-quick and the wg-driven interop suite live in wg-tools-*.test.ts.
 // Needs root, iproute2, wireguard-tools (wg), ping, ss, curl.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import t from "tap";
@@ -35,21 +35,27 @@ t.before(async () => {
   hostA = await lab.addHost("a", 1);
 });
 
-t.afterEach(async () => {
-  for (const d of foreground.splice(0)) {
-    if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill("SIGKILL");
-    await d.exited;
-  }
-  for (const pid of detachedPids.splice(0)) {
-    try { process.kill(pid, "SIGKILL"); } catch { /* gone already */ }
-  }
-});
-
-t.teardown(() => lab.destroy());
-
-const linkExists = async (ns: string, name: string): Promise<boolean> => (await run("ip", ["-n", ns, "link", "show", "dev", name])).code === 0;
 const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
 const until = (cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => waitUntil(async () => cond(), ms);
+
+// What a test left running gets SIGTERM (so it removes its socket file), then SIGKILL.
+t.afterEach(async () => {
+  const pids = [...foreground.splice(0).map((d) => d.child.pid!), ...detachedPids.splice(0)].filter(alive);
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
+    try { process.kill(pid, sig); } catch { /* gone already */ }
+  };
+  for (const pid of pids) signal(pid, "SIGTERM");
+  await until(() => !pids.some(alive), 3000).catch(() => {});
+  for (const pid of pids) signal(pid, "SIGKILL");
+});
+
+t.teardown(async () => {
+  await lab.destroy();
+  // Only a SIGKILLed daemon leaves its socket file: none of this run's may stay.
+  for (let i = 0; i < names; i++) rmSync(sockPath(`ucm${TAG}${i}`), { force: true });
+});
+
+const linkExists = async (ns: string, name: string): Promise<boolean> => (await run("ip", ["-n", ns, "link", "show", "dev", name])).code === 0;
 
 /** udptun-wg run to completion (the detaching parent, or a refusal) in a namespace. */
 function wgRun(ns: string, args: string[], env: Record<string, string> = {}): ReturnType<typeof run> {
@@ -65,17 +71,22 @@ function wgStart(ns: string, args: string[], env: Record<string, string> = {}): 
   return d;
 }
 
-/** The daemon serving `name`, found among the namespace's processes by its command line. */
-async function daemonPid(ns: string, name: string): Promise<number> {
+/** The udptun-wg processes for `name` in a namespace, found by their command lines. */
+async function daemonPids(ns: string, name: string): Promise<number[]> {
   const pids = (await must("ip", ["netns", "pids", ns])).split("\n").filter(Boolean).map(Number);
-  const mine = pids.filter((pid) => {
+  return pids.filter((pid) => {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      return argv.some((x) => x.endsWith("wg-cli/main.js")) && argv.includes(name);
+      return argv.some((x) => /wg-cli\/main\.[jt]s$/.test(x)) && argv.includes(name);
     } catch {
       return false;
     }
   });
+}
+
+/** The one daemon serving `name` (it is killed after the test). */
+async function daemonPid(ns: string, name: string): Promise<number> {
+  const mine = await daemonPids(ns, name);
   if (mine.length !== 1) throw new Error(`expected one daemon for ${name} in ${ns}, found ${mine.length}`);
   detachedPids.push(mine[0]);
   return mine[0];
@@ -188,7 +199,7 @@ t.test("a name already taken: error, exit 1, nothing left behind", async (tt) =>
   tt.match(onDummy.stderr, new RegExp(`cannot create TUN device ${dummy}`), "stderr says why");
   tt.notOk(existsSync(sockPath(dummy)), "no socket file left");
   tt.ok(await linkExists(hostA.ns, dummy), "the bridge untouched");
-  tt.equal((await must("ip", ["netns", "pids", hostA.ns])).split("\n").filter(Boolean).length, 1, "no process left but the first daemon");
+  tt.same(await daemonPids(hostA.ns, dummy), [], "no daemon left for that name");
 });
 
 t.test("ip link del: the daemon exits 0 within a second, the socket file removed, every buffer back", async (tt) => {
