@@ -5,19 +5,16 @@ import { DEFAULTS } from "../config/schema.ts";
 import type { WireGuardConfig } from "../config/schema.ts";
 import type { LogLevel } from "../config/schema.ts";
 import { parseIp } from "../net/address.ts";
-import { generatePrivateKey, publicKeyOf } from "../wireguard/x25519.ts";
 
 /** wireguard-go's device.DefaultMTU; wg-quick sets the configured MTU after start. */
 export const WG_MTU = 1420;
 
 export function daemonConfig(name: string, level: LogLevel): WireGuardConfig {
-  // Stand-in until the live device takes a config without keys: a key nobody knows, so no
-  // handshake can succeed until `wg set private-key` replaces it.
-  const privateKey = generatePrivateKey();
   return {
     transport: "wireguard",
-    privateKey,
-    publicKey: publicKeyOf(privateKey),
+    // No key until `wg set private-key` (as wireguard-go): handshakes are refused until then.
+    privateKey: null,
+    publicKey: null,
     device: { name, addresses: [], mtu: WG_MTU, txQueueLen: DEFAULTS.txQueueLen },
     listen: { host: "::", port: 0, ip: parseIp("::")! },
     // Unused: udptun-wg serves metrics only where UDPTUN_METRICS says.

@@ -125,10 +125,13 @@ t.test("detaches: the parent exits 0 once the device and the socket exist; the d
   tt.equal(readlinkSync(`/proc/${pid}/fd/0`), "/dev/null", "stdin from /dev/null");
   const show = await must("wg", ["show", name]);
   tt.match(show, new RegExp(`^interface: ${name}$`, "m"), "wg show answers");
+  tt.equal((await must("wg", ["show", name, "private-key"])).trim(), "(none)", "no private key until one is set, as wireguard-go");
+  tt.equal((await must("wg", ["show", name, "peers"])).trim(), "", "no peers");
   const port = Number((await must("wg", ["show", name, "listen-port"])).trim());
   tt.ok(port > 0 && port < 65536, `a listening port reported (${port})`);
   const udp = await must("ip", ["netns", "exec", hostA.ns, "ss", "-Hulnp"]);
-  tt.match(udp, new RegExp(`\\[::\\]:${port} .*pid=${pid},`), "the daemon's dual-stack socket on that port");
+  // ss shows a dual-stack [::] socket (IPV6_V6ONLY off) as "*".
+  tt.match(udp, new RegExp(`\\*:${port} .*pid=${pid},`), "the daemon's dual-stack socket on that port");
 });
 
 t.test("the foreground: -f and WG_PROCESS_FOREGROUND=1 both stay, and SIGTERM stops cleanly", async (tt) => {
