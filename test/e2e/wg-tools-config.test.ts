@@ -9,7 +9,7 @@ import type { Test } from "tap";
 import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { startIperf } from "./lib/iperf.ts";
-import { SUBJECTS, Scratch, addressUp, keyPair, killImplementation, parseShowconf, ping, renderConf, startImplementation } from "./lib/wg-tools.ts";
+import { SUBJECTS, Scratch, addressUp, checkDump, keyPair, killImplementation, parseShowconf, ping, renderConf, startImplementation } from "./lib/wg-tools.ts";
 import type { Conf, Implementation, KeyPair, Kind } from "./lib/wg-tools.ts";
 import type { WgState } from "./lib/wireguard-go.ts";
 
@@ -41,23 +41,6 @@ function confs(ka: KeyPair, kb: KeyPair, psk: string, v6Outer: boolean): [Conf, 
     { privateKey: ka.privateKey, listenPort: PORT_A, fwmark: FWMARK, peers: [{ publicKey: kb.publicKey, presharedKey: psk, allowedIps: ["10.79.0.2/32", "fd79::2/128"], endpoint: ep(b, PORT_B), persistentKeepalive: KEEPALIVE }] },
     { privateKey: kb.privateKey, listenPort: PORT_B, peers: [{ publicKey: ka.publicKey, presharedKey: psk, allowedIps: ["10.79.0.1/32", "fd79::1/128"], endpoint: ep(a, PORT_A) }] },
   ];
-}
-
-/** Field by field: what `wg show dump` reports against the configuration that was set. */
-function checkDump(t: Test, got: WgState, want: Conf, publicKey: string): void {
-  t.equal(got.privateKey, want.privateKey, "dump: private key");
-  t.equal(got.publicKey, publicKey, "dump: public key");
-  t.equal(got.listenPort, want.listenPort, "dump: listen port");
-  t.equal(got.fwmark, want.fwmark ?? 0, "dump: fwmark");
-  t.equal(got.peers.length, want.peers.length, "dump: peer count");
-  for (const wp of want.peers) {
-    const p = got.peers.find((x) => x.publicKey === wp.publicKey);
-    if (!t.ok(p, `dump: peer ${wp.publicKey} present`) || !p) continue;
-    t.equal(p.presharedKey, wp.presharedKey ?? null, "dump: preshared key");
-    t.equal(p.endpoint, wp.endpoint ?? null, "dump: endpoint");
-    t.same([...p.allowedIps].sort(), [...wp.allowedIps].sort(), "dump: allowed IPs");
-    t.equal(p.persistentKeepalive, wp.persistentKeepalive ?? 0, "dump: persistent keepalive");
-  }
 }
 
 /** Field by field: `wg showconf` against the configuration that was set. */

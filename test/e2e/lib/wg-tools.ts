@@ -7,11 +7,12 @@
 // A detached daemon is no child of ours: it is found as the process holding its UAPI
 // socket, watched through /proc, and stopped by pid.
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { encodeKey } from "../../../src/wireguard/keys.ts";
 import { generatePrivateKey, publicKeyOf } from "../../../src/wireguard/x25519.ts";
+import type { Test } from "tap";
 import type { Host, Lab } from "./netns.ts";
 import { must, run, start } from "./proc.ts";
 import type { Daemon } from "./proc.ts";
@@ -48,13 +49,10 @@ export interface Tools {
   release: "bookworm" | "trixie";
   wg: string;
   wgQuick: string;
-  /** Put first on PATH for wg-quick, so it runs this release's `wg`. */
-  binDir: string;
 }
 
-export const BOOKWORM_TOOLS: Tools = Object.freeze({ release: "bookworm", wg: BOOKWORM.wg, wgQuick: "/usr/bin/wg-quick", binDir: "/usr/bin" });
-// trixie's wg-quick is a bash script; .deps/trixie/bin holds only the `wg` wrapper.
-export const TRIXIE_TOOLS: Tools = Object.freeze({ release: "trixie", wg: TRIXIE.wg, wgQuick: path.join(TRIXIE_DIR, "root/usr/bin/wg-quick"), binDir: path.dirname(TRIXIE.wg) });
+export const BOOKWORM_TOOLS: Tools = Object.freeze({ release: "bookworm", wg: BOOKWORM.wg, wgQuick: "/usr/bin/wg-quick" });
+export const TRIXIE_TOOLS: Tools = Object.freeze({ release: "trixie", wg: TRIXIE.wg, wgQuick: path.join(TRIXIE_DIR, "root/usr/bin/wg-quick") });
 
 /** Null when everything `kind` and `tools` need exists, else what is missing. */
 export function missing(kind: Kind, tools: Tools = BOOKWORM_TOOLS): string | null {
@@ -160,7 +158,7 @@ export async function startImplementation(kind: Kind, lab: Lab, host: Host, opts
   }
   const link = await run(...lab.exec(host, "ip", ["link", "show", "dev", device]));
   if (link.code !== 0) throw new Error(`${kind} ${device}: no device in ${host.ns} once the socket exists: ${link.stderr.trim()}`);
-  const pid = await pollFor(() => socketHolder(host.ns, socket), 5000, () => `${kind} ${device}: no process in ${host.ns} holds ${socket}`);
+  const pid = await daemonOf(host.ns, device);
   const tools = opts.tools ?? BOOKWORM_TOOLS;
   const inst: Implementation = {
     kind, host, device, socket, pid, child,
@@ -206,6 +204,11 @@ async function stopPid(pid: number, timeoutMs: number): Promise<boolean> {
   }
 }
 
+/** The pid of the daemon of `device` running in namespace ns: the process holding its UAPI socket. */
+export function daemonOf(ns: string, device: string): Promise<number> {
+  return pollFor(() => socketHolder(ns, socketPath(device)), 5000, () => `no process in ${ns} holds ${socketPath(device)}`);
+}
+
 /** The pid in namespace ns with an open fd on the listening unix socket bound to path. */
 async function socketHolder(ns: string, socket: string): Promise<number | null> {
   const pids = (await run("ip", ["netns", "pids", ns])).stdout.split("\n").filter(Boolean).map(Number);
@@ -249,10 +252,24 @@ function readLog(file: string): string {
   try { return readFileSync(file, "utf8"); } catch { return ""; }
 }
 
-/** wg-quick ACTION FILE in the host's namespace with these tools' `wg` first on PATH and `kind` as the userspace implementation. */
-export function wgQuick(lab: Lab, host: Host, tools: Tools, kind: Kind, action: "up" | "down", file: string, logFile: string): Promise<Logged> {
-  return runLogged(lab.exec(host, "env", ["-u", "WG_PROCESS_FOREGROUND", `PATH=${tools.binDir}:${PATH_ENV}`, `WG_QUICK_USERSPACE_IMPLEMENTATION=${binaryOf(kind)}`,
-    "LOG_LEVEL=error", "bash", tools.wgQuick, action, file]), logFile, 30_000);
+/**
+ * wg-quick ACTION FILE in the host's namespace, `kind` as its userspace implementation. wg-quick
+ * puts its own folder first on PATH; trixie's `wg` there needs trixie's glibc, so trixie's
+ * wg-quick runs from a copy beside a link to the wrapper that provides it.
+ */
+export function wgQuick(lab: Lab, host: Host, tools: Tools, kind: Kind, action: "up" | "down", file: string, scratch: Scratch): Promise<Logged> {
+  let script = tools.wgQuick;
+  if (tools.release === "trixie") {
+    const dir = path.join(scratch.dir, "trixie-bin");
+    script = path.join(dir, "wg-quick");
+    if (!existsSync(script)) {
+      mkdirSync(dir);
+      copyFileSync(tools.wgQuick, script);
+      symlinkSync(tools.wg, path.join(dir, "wg"));
+    }
+  }
+  return runLogged(lab.exec(host, "env", ["-u", "WG_PROCESS_FOREGROUND", `PATH=${PATH_ENV}`, `WG_QUICK_USERSPACE_IMPLEMENTATION=${binaryOf(kind)}`,
+    "LOG_LEVEL=error", "bash", script, action, file]), `${file}.log`, 30_000);
 }
 
 /** Polls cond every 20 ms until it holds; rejects with why() after timeoutMs or when `exited` settles first. */
@@ -342,4 +359,21 @@ export function parseShowconf(text: string): { iface: Record<string, string>; pe
   }
   const [iface = {}, ...peers] = sections;
   return { iface, peers };
+}
+
+/** Field by field: what `wg show dump` reports against the configuration that was set. */
+export function checkDump(t: Test, got: WgState, want: Conf, publicKey: string): void {
+  t.equal(got.privateKey, want.privateKey, "dump: private key");
+  t.equal(got.publicKey, publicKey, "dump: public key");
+  t.equal(got.listenPort, want.listenPort, "dump: listen port");
+  t.equal(got.fwmark, want.fwmark ?? 0, "dump: fwmark");
+  t.equal(got.peers.length, want.peers.length, "dump: peer count");
+  for (const wp of want.peers) {
+    const p = got.peers.find((x) => x.publicKey === wp.publicKey);
+    if (!t.ok(p, `dump: peer ${wp.publicKey} present`) || !p) continue;
+    t.equal(p.presharedKey, wp.presharedKey ?? null, "dump: preshared key");
+    t.equal(p.endpoint, wp.endpoint ?? null, "dump: endpoint");
+    t.same([...p.allowedIps].sort(), [...wp.allowedIps].sort(), "dump: allowed IPs");
+    t.equal(p.persistentKeepalive, wp.persistentKeepalive ?? 0, "dump: persistent keepalive");
+  }
 }
