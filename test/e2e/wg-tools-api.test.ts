@@ -13,27 +13,12 @@
 import net from "node:net";
 import t from "tap";
 import type { Test } from "tap";
-import { Lab } from "./lib/netns.ts";
-import type { Host } from "./lib/netns.ts";
 import { run } from "./lib/proc.ts";
-import { SUBJECTS, Scratch, hexKey, keyPair, killImplementation, pollUntil, renderConf, startImplementation } from "./lib/wg-tools.ts";
-import type { Implementation, Kind } from "./lib/wg-tools.ts";
+import { Fixture, SUBJECTS, hexKey, keyPair, pollUntil, renderConf } from "./lib/wg-tools.ts";
+import type { Kind } from "./lib/wg-tools.ts";
 
-const lab = new Lab();
-const scratch = new Scratch();
-let a: Host;
-const running: Implementation[] = [];
+const f = new Fixture(t, ["a"]);
 const PORT = 54030;
-
-t.before(async () => {
-  await lab.up();
-  a = await lab.addHost("a", 1);
-});
-t.teardown(async () => {
-  for (const i of running) await killImplementation(i);
-  await lab.destroy();
-  scratch.cleanup();
-});
 
 /** How a client leaves: waits for the reply, half-closes after writing, or drops the connection. */
 type Leave = "wait" | "end" | "destroy";
@@ -101,8 +86,8 @@ const CASES: Case[] = [
 ];
 
 async function badInput(t: Test, kind: Kind): Promise<void> {
-  const s = await startImplementation(kind, lab, a, { scratch });
-  running.push(s);
+  const { lab, scratch, hosts: [a] } = f;
+  const s = await f.start(kind, a);
   const peer = keyPair().publicKey;
   const conf = scratch.file(`${s.device}.conf`, renderConf({
     privateKey: keyPair().privateKey, listenPort: PORT, fwmark: 0x42,

@@ -6,36 +6,22 @@
 // udptun-wg (SUBJECTS in lib/wg-tools.ts).
 import t from "tap";
 import type { Test } from "tap";
-import { Lab } from "./lib/netns.ts";
 import type { Host } from "./lib/netns.ts";
 import { startIperf } from "./lib/iperf.ts";
-import { SUBJECTS, Scratch, addressUp, checkDump, keyPair, killImplementation, parseShowconf, ping, renderConf, startImplementation } from "./lib/wg-tools.ts";
-import type { Conf, Implementation, KeyPair, Kind } from "./lib/wg-tools.ts";
+import { Fixture, SUBJECTS, addressUp, checkDump, keyPair, parseShowconf, ping, renderConf } from "./lib/wg-tools.ts";
+import type { Conf, KeyPair, Kind } from "./lib/wg-tools.ts";
 import type { WgState } from "./lib/wireguard-go.ts";
 
-const lab = new Lab();
-const scratch = new Scratch();
-let a: Host, b: Host;
-const running: Implementation[] = [];
+const f = new Fixture(t, ["a", "b"]);
 const PORT_A = 54010;
 const PORT_B = 54011;
 const FWMARK = 0x5e7;
 const KEEPALIVE = 25;
 const IPERF_PORT = 54201;
 
-t.before(async () => {
-  await lab.up();
-  a = await lab.addHost("a", 1);
-  b = await lab.addHost("b", 2);
-});
-t.teardown(async () => {
-  for (const i of running) await killImplementation(i);
-  await lab.destroy();
-  scratch.cleanup();
-});
-
 /** Both ends' files: S (on a, 10.79.0.1) and P (on b, 10.79.0.2), each the other's only peer. */
 function confs(ka: KeyPair, kb: KeyPair, psk: string, v6Outer: boolean): [Conf, Conf] {
+  const [a, b] = f.hosts;
   const ep = (h: Host, port: number) => (v6Outer ? `[${h.ip6}]:${port}` : `${h.ip4}:${port}`);
   return [
     { privateKey: ka.privateKey, listenPort: PORT_A, fwmark: FWMARK, peers: [{ publicKey: kb.publicKey, presharedKey: psk, allowedIps: ["10.79.0.2/32", "fd79::2/128"], endpoint: ep(b, PORT_B), persistentKeepalive: KEEPALIVE }] },
@@ -57,10 +43,9 @@ function checkShowconf(t: Test, text: string, want: Conf): void {
 }
 
 async function pair(t: Test, subject: Kind, partner: Kind): Promise<void> {
-  const s = await startImplementation(subject, lab, a, { scratch });
-  running.push(s);
-  const p = await startImplementation(partner, lab, b, { scratch });
-  running.push(p);
+  const { lab, scratch, hosts: [a, b] } = f;
+  const s = await f.start(subject, a);
+  const p = await f.start(partner, b);
   const ka = keyPair();
   const kb = keyPair();
   const psk = keyPair().privateKey; // any 32 random bytes

@@ -6,36 +6,18 @@
 // traffic (issue #12, tests). Runs against the reference (bookworm's wireguard-go) and udptun-wg.
 import t from "tap";
 import type { Test } from "tap";
-import { Lab } from "./lib/netns.ts";
-import type { Host } from "./lib/netns.ts";
 import { must } from "./lib/proc.ts";
-import { SUBJECTS, Scratch, addressUp, keyPair, killImplementation, ping, pingUntil, renderConf, startImplementation } from "./lib/wg-tools.ts";
+import { Fixture, SUBJECTS, addressUp, keyPair, ping, pingUntil, renderConf } from "./lib/wg-tools.ts";
 import type { Implementation, KeyPair, Kind } from "./lib/wg-tools.ts";
 
-const lab = new Lab();
-const scratch = new Scratch();
-let d: Host, x: Host, y: Host, z: Host;
-const running: Implementation[] = [];
+const f = new Fixture(t, ["d", "x", "y", "z"]);
 const PORT = { a: 54040, b: 54041, c: 54042 };
 const ROAMED = 54050;
 
-t.before(async () => {
-  await lab.up();
-  d = await lab.addHost("d", 1);
-  x = await lab.addHost("x", 2);
-  y = await lab.addHost("y", 3);
-  z = await lab.addHost("z", 4);
-});
-t.teardown(async () => {
-  for (const i of running) await killImplementation(i);
-  await lab.destroy();
-  scratch.cleanup();
-});
-
 async function layout(t: Test, kind: Kind): Promise<void> {
   // A (10.83.0.1 and .11, in x) has B (.2, in y) as its peer; B and C (.3, in z) have A.
-  const [A, B, C] = [await startImplementation(kind, lab, d, { scratch }), await startImplementation(kind, lab, d, { scratch }), await startImplementation(kind, lab, d, { scratch })];
-  running.push(A, B, C);
+  const { lab, scratch, hosts: [d, x, y, z] } = f;
+  const [A, B, C] = [await f.start(kind, d), await f.start(kind, d), await f.start(kind, d)];
   const [ka, kb, kc]: KeyPair[] = [keyPair(), keyPair(), keyPair()];
   const local = (port: number) => `127.0.0.1:${port}`;
   await B.wg(["setconf", B.device, scratch.file(`${B.device}.conf`, renderConf({ privateKey: kb.privateKey, listenPort: PORT.b, peers: [{ publicKey: ka.publicKey, allowedIps: ["10.83.0.1/32", "fd83::1/128"], endpoint: local(PORT.a) }] }))]);

@@ -6,41 +6,24 @@
 import { existsSync } from "node:fs";
 import t from "tap";
 import type { Test } from "tap";
-import { Lab } from "./lib/netns.ts";
-import type { Host } from "./lib/netns.ts";
 import { startIperf } from "./lib/iperf.ts";
 import { run } from "./lib/proc.ts";
-import { BOOKWORM_TOOLS, SUBJECTS, Scratch, TRIXIE_TOOLS, addressUp, checkDump, daemonOf, deviceName, isAlive, keyPair, killImplementation, missing, ping, pollUntil, renderConf, startImplementation, wgQuick } from "./lib/wg-tools.ts";
+import { BOOKWORM_TOOLS, Fixture, SUBJECTS, TRIXIE_TOOLS, addressUp, checkDump, daemonOf, deviceName, isAlive, keyPair, killImplementation, missing, ping, pollUntil, renderConf, wgQuick } from "./lib/wg-tools.ts";
 import type { Conf, Implementation, Kind, Tools } from "./lib/wg-tools.ts";
 import { parseDump, socketPath } from "./lib/wireguard-go.ts";
 
-const lab = new Lab();
-const scratch = new Scratch();
-let a: Host, b: Host;
-const running: Implementation[] = [];
+const f = new Fixture(t, ["a", "b"]);
 /** Daemons wg-quick started, killed in teardown if `down` did not end them. */
 const quickPids: number[] = [];
+t.teardown(() => { for (const pid of quickPids) if (isAlive(pid)) process.kill(pid, "SIGKILL"); });
 const PORT_Q = 54020;
 const PORT_P = 54021;
 const IPERF_PORT = 54202;
 
-t.before(async () => {
-  await lab.up();
-  a = await lab.addHost("a", 1);
-  b = await lab.addHost("b", 2);
-});
-t.teardown(async () => {
-  for (const pid of quickPids) if (isAlive(pid)) process.kill(pid, "SIGKILL");
-  for (const i of running) await killImplementation(i);
-  await lab.destroy();
-  scratch.cleanup();
-});
-
 async function upAndDown(t: Test, kind: Kind, tools: Tools): Promise<void> {
   const gone = missing(kind, tools);
   if (gone) throw new Error(gone);
-  const peer = await startImplementation("wireguard-go-2023", lab, b, { scratch });
-  running.push(peer);
+  const peer = await f.start("wireguard-go-2023", f.hosts[1]);
   try {
     await quickSession(t, kind, tools, peer);
   } finally {
@@ -49,6 +32,7 @@ async function upAndDown(t: Test, kind: Kind, tools: Tools): Promise<void> {
 }
 
 async function quickSession(t: Test, kind: Kind, tools: Tools, peer: Implementation): Promise<void> {
+  const { lab, scratch, hosts: [a, b] } = f;
   const kq = keyPair();
   const kp = keyPair();
   await peer.wg(["setconf", peer.device, scratch.file(`${peer.device}.conf`, renderConf({

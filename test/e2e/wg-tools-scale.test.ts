@@ -4,32 +4,17 @@
 // time (issue #12, tests). Both implementations' times are printed side by side.
 import t from "tap";
 import type { Test } from "tap";
-import { Lab } from "./lib/netns.ts";
-import type { Host } from "./lib/netns.ts";
-import { SUBJECTS, Scratch, keyPair, killImplementation, renderConf, startImplementation } from "./lib/wg-tools.ts";
-import type { ConfPeer, Implementation, Kind } from "./lib/wg-tools.ts";
+import { Fixture, SUBJECTS, keyPair, renderConf } from "./lib/wg-tools.ts";
+import type { ConfPeer, Kind } from "./lib/wg-tools.ts";
 import { parseDump } from "./lib/wireguard-go.ts";
 
 const PEERS = 40;
 const PER_PEER = 2500;
 const LIMIT_MS = 1000;
 
-const lab = new Lab();
-const scratch = new Scratch();
-let a: Host;
-const running: Implementation[] = [];
+const f = new Fixture(t, ["a"]);
 const times: string[] = [];
-
-t.before(async () => {
-  await lab.up();
-  a = await lab.addHost("a", 1);
-});
-t.teardown(async () => {
-  for (const i of running) await killImplementation(i);
-  await lab.destroy();
-  scratch.cleanup();
-  if (times.length) console.log(`# wg wall times, ${PEERS} peers x ${PER_PEER} allowed IPs:\n${times.join("\n")}`);
-});
+t.teardown(() => { if (times.length) console.log(`# wg wall times, ${PEERS} peers x ${PER_PEER} allowed IPs:\n${times.join("\n")}`); });
 
 /** Peer p's allowed IPs: host routes, alternately IPv4 (10.p.x.y/32) and IPv6 (fd00:p::i/128), written as wg prints them. */
 function allowedIps(p: number): string[] {
@@ -43,15 +28,14 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 async function scale(t: Test, kind: Kind): Promise<void> {
-  const s = await startImplementation(kind, lab, a, { scratch });
-  running.push(s);
+  const s = await f.start(kind, f.hosts[0]);
   const peers: ConfPeer[] = Array.from({ length: PEERS }, (_, i) => ({
     publicKey: keyPair().publicKey,
     allowedIps: allowedIps(i + 1),
     // Half with an endpoint, so the dump carries both forms.
     ...(i % 2 === 0 ? { endpoint: `198.18.0.${100 + i}:${54100 + i}` } : {}),
   }));
-  const file = scratch.file(`${s.device}.conf`, renderConf({ privateKey: keyPair().privateKey, listenPort: 54060, peers }));
+  const file = f.scratch.file(`${s.device}.conf`, renderConf({ privateKey: keyPair().privateKey, listenPort: 54060, peers }));
 
   const setMs = await timed(() => s.wg(["setconf", s.device, file]));
   let dump = "";

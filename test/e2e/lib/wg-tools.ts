@@ -13,7 +13,8 @@ import path from "node:path";
 import { encodeKey } from "../../../src/wireguard/keys.ts";
 import { generatePrivateKey, publicKeyOf } from "../../../src/wireguard/x25519.ts";
 import type { Test } from "tap";
-import type { Host, Lab } from "./netns.ts";
+import { Lab } from "./netns.ts";
+import type { Host } from "./netns.ts";
 import { must, run, start } from "./proc.ts";
 import type { Daemon } from "./proc.ts";
 import { ROOT } from "./udptun.ts";
@@ -375,5 +376,35 @@ export function checkDump(t: Test, got: WgState, want: Conf, publicKey: string):
     t.equal(p.endpoint, wp.endpoint ?? null, "dump: endpoint");
     t.same([...p.allowedIps].sort(), [...wp.allowedIps].sort(), "dump: allowed IPs");
     t.equal(p.persistentKeepalive, wp.persistentKeepalive ?? 0, "dump: persistent keepalive");
+  }
+}
+
+/**
+ * A test file's world: a Lab with the named hosts (198.18.0.1, .2, ... in order, ready once
+ * t.before has run), a scratch folder, and every implementation started through it killed
+ * in teardown.
+ */
+export class Fixture {
+  readonly lab = new Lab();
+  readonly scratch = new Scratch();
+  readonly hosts: Host[] = [];
+  private readonly started: Implementation[] = [];
+
+  constructor(t: Test, names: string[]) {
+    t.before(async () => {
+      await this.lab.up();
+      for (const [i, name] of names.entries()) this.hosts.push(await this.lab.addHost(name, i + 1));
+    });
+    t.teardown(async () => {
+      for (const i of this.started) await killImplementation(i);
+      await this.lab.destroy();
+      this.scratch.cleanup();
+    });
+  }
+
+  async start(kind: Kind, host: Host, opts: Omit<StartOptions, "scratch"> = {}): Promise<Implementation> {
+    const inst = await startImplementation(kind, this.lab, host, { ...opts, scratch: this.scratch });
+    this.started.push(inst);
+    return inst;
   }
 }
