@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import t from "tap";
 import type { Test } from "tap";
 import { startIperf } from "./lib/iperf.ts";
-import { run } from "./lib/proc.ts";
+import { must, run } from "./lib/proc.ts";
 import { BOOKWORM_TOOLS, Fixture, SUBJECTS, TRIXIE_TOOLS, addressUp, checkDump, daemonOf, deviceName, isAlive, keyPair, killImplementation, missing, ping, pollUntil, renderConf, wgQuick } from "./lib/wg-tools.ts";
 import type { Conf, Implementation, Kind, Tools } from "./lib/wg-tools.ts";
 import { parseDump, socketPath } from "./lib/wireguard-go.ts";
@@ -82,7 +82,22 @@ async function quickSession(t: Test, kind: Kind, tools: Tools, peer: Implementat
     "the daemon's process and socket file are gone");
 }
 
+/** The command line wg-quick relies on, in the foreground: -f and WG_PROCESS_FOREGROUND=1 keep the process ours; SIGTERM and the device's deletion end it cleanly. */
+async function foreground(t: Test, kind: Kind): Promise<void> {
+  const { lab, hosts: [a] } = f;
+  for (const [how, end] of [["flag", "SIGTERM"], ["env", "device deleted"]] as const) {
+    const i = await f.start(kind, a, { foreground: how });
+    t.equal(i.pid, i.child!.child.pid, `${how === "flag" ? "-f" : "WG_PROCESS_FOREGROUND=1"}: the process holding the socket is the one started`);
+    if (end === "SIGTERM") i.child!.child.kill("SIGTERM");
+    else await must(...lab.exec(a, "ip", ["link", "del", i.device]));
+    const code = await Promise.race([i.child!.exited, new Promise((r) => setTimeout(() => r("still running after 5 s"), 5000))]);
+    t.equal(code, 0, `${end}: exit 0\n${i.log()}`);
+    t.notOk(existsSync(i.socket), `${end}: socket file removed`);
+  }
+}
+
 for (const kind of SUBJECTS) {
+  t.test(`${kind} in the foreground`, (t) => foreground(t, kind));
   for (const tools of [BOOKWORM_TOOLS, TRIXIE_TOOLS]) {
     t.test(`wg-quick up/down (${tools.release}'s wireguard-tools) with ${kind}`, (t) => upAndDown(t, kind, tools));
   }

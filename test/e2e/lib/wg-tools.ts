@@ -102,8 +102,8 @@ export function deviceName(): string {
 
 export interface StartOptions {
   device?: string;
-  /** -f: the daemon stays our child (its exit code and output are then ours to read). */
-  foreground?: boolean;
+  /** The daemon stays our child (its exit code and output are then ours to read): by -f, or by WG_PROCESS_FOREGROUND=1. */
+  foreground?: "flag" | "env";
   logLevel?: WgLogLevel;
   /** The tools `wg()` uses on this implementation; default bookworm's. */
   tools?: Tools;
@@ -134,8 +134,8 @@ export interface Implementation {
 
 /**
  * Starts `kind` as wg-quick would: `BIN DEVICE` in the host's namespace, whose parent must exit
- * 0 only once the device and its UAPI socket exist; with foreground, `BIN -f DEVICE` and
- * wait for the socket. The returned daemon is unconfigured: no key, no port, no peers.
+ * 0 only once the device and its UAPI socket exist; with foreground, `BIN -f DEVICE` (or
+ * WG_PROCESS_FOREGROUND=1) and wait for the socket. The returned daemon is unconfigured: no key, no port, no peers.
  */
 export async function startImplementation(kind: Kind, lab: Lab, host: Host, opts: StartOptions): Promise<Implementation> {
   const device = opts.device ?? deviceName();
@@ -149,8 +149,9 @@ export async function startImplementation(kind: Kind, lab: Lab, host: Host, opts
   const logFile = path.join(opts.scratch.dir, `${device}.log`);
   let child: Daemon | null = null;
   if (opts.foreground) {
-    child = start(...lab.exec(host, "env", ["-u", "WG_PROCESS_FOREGROUND", ...env, bin, "-f", device]));
-    await pollUntil(() => existsSync(socket), 10_000, () => `${kind} -f ${device}: ${socket} did not appear:\n${child!.output()}`, child.exited);
+    const how = opts.foreground === "flag" ? ["-u", "WG_PROCESS_FOREGROUND", ...env, bin, "-f", device] : ["WG_PROCESS_FOREGROUND=1", ...env, bin, device];
+    child = start(...lab.exec(host, "env", how));
+    await pollUntil(() => existsSync(socket), 10_000, () => `${kind} ${how.slice(-2).join(" ")}: ${socket} did not appear:\n${child!.output()}`, child.exited);
   } else {
     const r = await runLogged(lab.exec(host, "env", ["-u", "WG_PROCESS_FOREGROUND", ...env, bin, device]), logFile, 15_000);
     if (r.code !== 0) throw new Error(`${kind} ${device} exited ${r.code} (expected 0 once device and socket exist):\n${r.output}`);
@@ -235,7 +236,7 @@ export interface Logged {
 
 /** Runs [cmd, args] with stdout and stderr appended to logFile; resolves when it exits. */
 export function runLogged([cmd, args]: [string, string[]], logFile: string, timeoutMs: number): Promise<Logged> {
-  const start = readLog(logFile).length;
+  const offset = readLog(logFile).length;
   const fd = openSync(logFile, "a", 0o600);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ["ignore", fd, fd] });
@@ -244,7 +245,7 @@ export function runLogged([cmd, args]: [string, string[]], logFile: string, time
     child.on("error", reject);
     child.on("exit", (code) => {
       clearTimeout(timer);
-      resolve({ code, output: readLog(logFile).slice(start) });
+      resolve({ code, output: readLog(logFile).slice(offset) });
     });
   });
 }
