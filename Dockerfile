@@ -5,6 +5,9 @@
 # Run (needs only NET_ADMIN and the TUN device; config by mounted file):
 #   docker run --rm --cap-drop ALL --cap-add NET_ADMIN --device /dev/net/tun \
 #     -v "$PWD/config.json:/etc/udptun/config.json:ro" -p 51820:51820/udp -p 9464:9464 udptun:latest
+# As wireguard-go, configured by `wg` through the socket folder:
+#   docker run --rm --cap-add NET_ADMIN --device /dev/net/tun -v /var/run/wireguard:/var/run/wireguard \
+#     udptun:latest udptun-wg -f wg0
 # `docker run ... udptun:latest check` validates the config and exits.
 # See docker/ for the two-peer compose stack (iperf3 through the tunnel, Prometheus).
 
@@ -59,6 +62,9 @@ COPY package.json ./
 COPY config/ ./config/
 COPY --from=build /app/src/native/build/Release/udptun.node ./src/native/build/Release/udptun.node
 COPY --from=build /app/dist ./dist
+# udptun-wg: wireguard-go's command line (README, "Use with wg and wg-quick"), on PATH too.
+COPY bin/udptun-wg ./bin/udptun-wg
+RUN ln -s /app/bin/udptun-wg /usr/local/bin/udptun-wg
 # 51820/udp: tunnel (listen); 9464/tcp: /metrics and /healthz (metrics.listen).
 EXPOSE 51820/udp 9464/tcp
 # Healthy while GET /healthz answers 200. Set UDPTUN_HEALTHCHECK_URL when metrics.listen
@@ -67,7 +73,9 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["node", "-e", "fetch(process.env.UDPTUN_HEALTHCHECK_URL,{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node is PID 1 and handles SIGTERM itself (closes the device and sockets, exits 0), so
 # `docker stop` returns at once. Config path: UDPTUN_CONFIG, or `run --config FILE`.
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+# `IMAGE udptun-wg -f wg0` runs udptun-wg instead (in the foreground: a container lives as
+# long as its first process); either way `exec` leaves node as PID 1.
+ENTRYPOINT ["/bin/sh", "-c", "case \"$1\" in udptun-wg) shift; exec /app/bin/udptun-wg \"$@\";; esac; exec node /app/dist/src/cli.js \"$@\"", "udptun"]
 CMD ["run"]
 
 ARG NODE_IMAGE

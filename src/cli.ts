@@ -18,7 +18,8 @@ const USAGE = `usage: udptun run --config FILE     run the tunnel (or set UDPTUN
          --metrics HOST:PORT         serve /metrics there instead of where FILE says
        udptun genkey | genpsk        print a new private key | preshared key (as wg's)
        udptun pubkey                 read a private key on stdin, print its public key
-       udptun --version`;
+       udptun --version
+       udptun-wg [-f|--foreground] INTERFACE   wireguard-go's command line, for wg and wg-quick (README)`;
 
 /** Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or config. */
 const EXIT_RUNTIME = 1;

@@ -86,14 +86,18 @@ export interface PlainConfig extends ConfigBase {
 
 export interface WireGuardConfig extends ConfigBase {
   readonly transport: "wireguard";
-  /** 32 bytes (never in logs, `check` output or metrics: summaries show publicKey only). */
-  readonly privateKey: Uint8Array;
-  /** Derived from privateKey. */
-  readonly publicKey: Uint8Array;
+  /** 32 bytes (never in logs, `check` output or metrics: summaries show publicKey only).
+   * null only in a config built in code (the configuration API's daemon starts with no key,
+   * as wireguard-go does: handshakes are refused silently until one is set); a file's
+   * config always has one. */
+  readonly privateKey: Uint8Array | null;
+  /** Derived from privateKey (null with it). */
+  readonly publicKey: Uint8Array | null;
   readonly peers: readonly WireGuardPeerConfig[];
 }
 
-/** Narrow on `transport`: a WireGuard config always has its keys, a plain one never. */
+/** Narrow on `transport`: a plain config never has keys; a WireGuard one has them, except as
+ * built in code for the configuration API (see WireGuardConfig.privateKey). */
 export type Config = PlainConfig | WireGuardConfig;
 
 export const DEFAULTS = {

@@ -73,6 +73,7 @@ napi_value udp_send_segments(napi_env env, napi_callback_info info);
 napi_value tun_write_offload(napi_env env, napi_callback_info info);
 napi_value udp_filter(napi_env env, napi_callback_info info);
 napi_value udp_drops(napi_env env, napi_callback_info info);
+napi_value udp_mark(napi_env env, napi_callback_info info);
 napi_value fd_close(napi_env env, napi_callback_info info);
 
 /* WireGuard data messages (wg-bindings.c over the plain-C core, wg-crypto.h). The arg_* helpers throw, naming what (the call) and

@@ -117,6 +117,8 @@ export interface Addon extends SharedValues {
   udpFilter(fd: number, v6: number, endpoints: Uint8Array | null, count: number, mode?: PeerFilterMode): number;
   /** Datagrams the kernel dropped for the socket (SO_MEMINFO): 32 bits, wraps. */
   udpDrops(fd: number): number;
+  /** The socket's SO_MARK as read back, after setting it to mark (uint32, 0: none) if given. */
+  udpMark(fd: number, mark?: number): number;
   close(fd: number): void;
 
   // WireGuard data messages (src/native/wg-*.c): per-packet crypto on a process-global

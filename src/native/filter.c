@@ -102,3 +102,21 @@ napi_value udp_drops(napi_env env, napi_callback_info info) {
   CHECK(napi_create_uint32(env, mem[SK_MEMINFO_DROPS], &out));
   return out;
 }
+
+/* udpMark(fd[, mark]) -> the socket's SO_MARK as read back (after setting it to mark, a
+ * uint32, 0 for none, if given). The routing rules wg-quick installs for full-tunnel configs
+ * match this mark to keep the tunnel's own datagrams out of the tunnel. */
+napi_value udp_mark(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t fd;
+  uint32_t mark = 0, got = 0;
+  socklen_t sl = sizeof got;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !arg_int32(env, argv[0], &fd) || (argc >= 2 && napi_get_value_uint32(env, argv[1], &mark) != napi_ok))
+    return throw_errno(env, EINVAL, "udpMark(fd, mark)");
+  if (argc >= 2 && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0) return throw_errno(env, errno, "udpMark: SO_MARK");
+  if (getsockopt(fd, SOL_SOCKET, SO_MARK, &got, &sl) < 0) return throw_errno(env, errno, "udpMark: SO_MARK (read)");
+  CHECK(napi_create_uint32(env, got, &out));
+  return out;
+}

@@ -2,7 +2,7 @@
 // when their fd closes (they are not persistent), attached ones are left as found.
 import { readFileSync } from "node:fs";
 import { addon, TUN_OPEN_DETACHED, TUN_OPEN_MULTI_QUEUE, TUN_OPEN_VNET } from "./addon.ts";
-import { configureLink, linkExists, linkMtu, setLinkUp } from "../system/netdev.ts";
+import { configureLink, linkExists, linkMtu, setLinkMtu, setLinkUp } from "../system/netdev.ts";
 import { formatPrefix } from "../net/address.ts";
 import type { Config } from "../config/schema.ts";
 
@@ -33,6 +33,24 @@ export function openTun(dev: DeviceConfig, offloads = false, flags = 0): TunDevi
     const addresses = dev.addresses.map((a) => ({ cidr: formatPrefix(a), family: a.family }));
     configureLink(actual, { mtu: dev.mtu, addresses, txQueueLen: dev.txQueueLen });
     return { fd, name: actual, created: true, mtu: dev.mtu, vnet, offload };
+  } catch (err) {
+    addon.close(fd);
+    throw err;
+  }
+}
+
+/**
+ * wireguard-go's way (udptun-wg): create the device with an MTU and leave it down, without
+ * addresses, or attach to an existing one as it is. The name is looked up here, at start,
+ * only: afterwards the device may move to another network namespace.
+ */
+export function openTunDown(name: string, mtu: number, txQueueLen: number, offloads: boolean): TunDevice {
+  const existed = linkExists(name);
+  const { fd, name: actual, vnet, offload } = addon.tunOpen(name, offloads ? TUN_OPEN_VNET : 0);
+  try {
+    if (existed) return { fd, name: actual, created: false, mtu: linkMtu(actual) ?? mtu, vnet, offload };
+    setLinkMtu(actual, mtu, txQueueLen);
+    return { fd, name: actual, created: true, mtu, vnet, offload };
   } catch (err) {
     addon.close(fd);
     throw err;

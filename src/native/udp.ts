@@ -51,10 +51,17 @@ export function clearPeerFilter(sock: UdpSocket): void {
 export class ReceiveDrops {
   total = 0;
   private last = 0;
-  private readonly fd: number;
+  private fd: number;
 
   constructor(sock: UdpSocket) {
     this.fd = sock.fd;
+  }
+
+  /** The socket was replaced: what the old one dropped is kept, the new one's adds to it. */
+  moveTo(sock: UdpSocket): void {
+    this.read();
+    this.fd = sock.fd;
+    this.last = 0;
   }
 
   read(): number {

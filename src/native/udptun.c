@@ -191,6 +191,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"tunWriteOffload", NULL, tun_write_offload, NULL, NULL, NULL, napi_default, NULL},
     {"udpFilter", NULL, udp_filter, NULL, NULL, NULL, napi_default, NULL},
     {"udpDrops", NULL, udp_drops, NULL, NULL, NULL, napi_default, NULL},
+    {"udpMark", NULL, udp_mark, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
     {"wgKeypairSet", NULL, wg_keypair_set, NULL, NULL, NULL, napi_default, NULL},
     {"wgKeypairClear", NULL, wg_keypair_clear, NULL, NULL, NULL, napi_default, NULL},

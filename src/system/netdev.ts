@@ -42,6 +42,12 @@ export function configureLink(name: string, link: LinkSettings): void {
   ip(["link", "set", "dev", name, "up"]);
 }
 
+/** MTU and queue length only: the device stays down and without addresses (udptun-wg: the
+ * tool that configures it, wg-quick, adds those and brings it up). */
+export function setLinkMtu(name: string, mtu: number, txQueueLen: number): void {
+  ip(["link", "set", "dev", name, "mtu", String(mtu), "txqueuelen", String(txQueueLen)]);
+}
+
 export function setLinkUp(name: string): void {
   ip(["link", "set", "dev", name, "up"]);
 }

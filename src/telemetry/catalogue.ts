@@ -144,6 +144,18 @@ export const CATALOGUE: readonly Instrument[] = [
     },
   },
   {
+    scope: "forwarder", name: "udptun.wireguard.transfer.bytes", kind: "counter", unit: "By",
+    labels: [PEER, { name: "direction", values: ["rx", "tx"] }],
+    help: "WireGuard: UDP payload bytes received from the peer (authenticated) and sent to it, every message counted but cookie replies: `wg show`'s transfer, to the byte.",
+    read: (s, emit) => {
+      for (const p of s.peers) {
+        if (!p.wireguard) continue;
+        emit(p.wireguard.transferRx, { peer: p.name, direction: "rx" });
+        emit(p.wireguard.transferTx, { peer: p.name, direction: "tx" });
+      }
+    },
+  },
+  {
     scope: "forwarder", name: "udptun.wireguard.cookies", kind: "counter", unit: "{messages}",
     labels: [PEER, { name: "direction", values: ["sent", "received"] }],
     help: "WireGuard cookie replies by peer: sent under load (to its responses), received and accepted.",

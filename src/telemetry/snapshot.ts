@@ -41,6 +41,9 @@ export interface WireGuardPeerCounters {
   handshakesFailed: number;
   cookiesSent: number;
   cookiesReceived: number;
+  /** UDP payload bytes sent to and received (authenticated) from the peer: `wg show`'s transfer. */
+  transferTx: number;
+  transferRx: number;
 }
 
 export interface ForwarderSnapshot {
@@ -83,7 +86,7 @@ export function readForwarder(fwd: Forwarder, worker?: string): ForwarderSnapsho
       const wg = fwd.wg?.countersOf(p);
       return {
         name: p.name, txPackets: p.txPackets, txBytes: p.txBytes, rxPackets: p.rxPackets, rxBytes: p.rxBytes, rxKeepalives: p.rxKeepalives,
-        ...(wg ? { wireguard: { ...wg, latestHandshake: wg.lastHandshakeTime / 1000 } } : {}),
+        ...(wg ? { wireguard: { ...wg, latestHandshake: wg.lastHandshakeTime / 1000, transferTx: p.wireTxBytes, transferRx: p.wireRxBytes } } : {}),
       };
     }),
     socketFull: fwd.tunWatch.pauses.socketFull,

@@ -11,7 +11,8 @@
 // GSO: routing is decided here once per super-packet, the per-segment work is native.
 import { constants } from "node:os";
 import {
-  addon, SEND_STATE_GSO_ERRNO, SEND_STATE_LEN, SEND_STATE_RESUME, SEND_STATE_SENDS, VNET_HDR_LEN, WG_COUNTER_EXHAUSTED, WG_NO_KEYPAIR,
+  addon, SEND_STATE_GSO_ERRNO, SEND_STATE_LEN, SEND_STATE_RESUME, SEND_STATE_SENDS, VNET_HDR_LEN, WG_COUNTER_EXHAUSTED, WG_HEADER_LEN,
+  WG_NO_KEYPAIR, WG_TAG_LEN,
 } from "../native/addon.ts";
 import type { Addon, PacketIo } from "../native/addon.ts";
 import type { TunDevice } from "../native/tun.ts";
@@ -26,6 +27,7 @@ import { Drop, newDropCounters } from "./drops.ts";
 import { DATA_HEADER, HEADER_LEN, writeDataHeader } from "./header.ts";
 import { destinationOffset } from "./ip-packet.ts";
 import type { Peer, PeerTable } from "./peers.ts";
+import { PADDING_MULTIPLE } from "../wireguard/constants.ts";
 
 export interface DevicePathHooks extends PathHooks {
   /** The socket is full (true: hold TUN reads, report writability) or takes data again
@@ -97,7 +99,8 @@ export class DevicePath {
   private readonly sendState = new Int32Array(SEND_STATE_LEN);
 
   private readonly tun: TunDevice;
-  private readonly sock: UdpSocket;
+  /** Replaced when the socket moves to another port (a configuration change), between batches. */
+  sock: UdpSocket;
   private readonly pool: BufferPool;
   /** Replaced whole by a reload (SIGHUP), between two batches. */
   peers: PeerTable;
@@ -292,6 +295,7 @@ export class DevicePath {
       if (this.sendStatus[i] === 0) {
         this.sends++;
         this.countSent(i, 1, this.sendInner[i]);
+        if (this.sealer !== null) this.sendPeers[i]!.wireTxBytes += this.sendLens[i];
         this.finish(i);
       } else {
         this.lastSendErrno = -this.sendStatus[i];
@@ -318,6 +322,7 @@ export class DevicePath {
       const segs = this.sendStatus[i];
       if (segs > 0) {
         this.countSent(i, segs, this.sendBytes[i]);
+        if (sealer !== null) this.sendPeers[i]!.wireTxBytes += sealedBytes(segs, this.sendBytes[i], sealer.mtu);
         if (i < done) this.finish(i);
       } else if (i < done) {
         this.lastSendErrno = -segs;
@@ -385,4 +390,17 @@ export class DevicePath {
     buf.release();
     if (this.drops[reason]++ === 0) this.hooks.firstDrop(reason, detail);
   }
+}
+
+/** The bytes on the wire of `segs` sealed messages holding `inner` bytes of one super-packet:
+ * each message adds its header and tag, and pads its plaintext to 16 bytes (not past the MTU).
+ * The segments but the last are taken to fill the MTU, as TCP's do (their MSS comes from it),
+ * which makes it exact for them and for single packets. Segments shorter than the MTU (an
+ * application's UDP GSO) may be counted up to 15 bytes short each: their lengths are the
+ * addon's, not known here. */
+function sealedBytes(segs: number, inner: number, mtu: number): number {
+  const last = inner - (segs - 1) * mtu;
+  const overhead = segs * (WG_HEADER_LEN + WG_TAG_LEN);
+  if (last <= 0 || last > mtu) return overhead + inner;
+  return overhead + inner - last + Math.min(mtu, Math.ceil(last / PADDING_MULTIPLE) * PADDING_MULTIPLE);
 }

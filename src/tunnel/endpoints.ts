@@ -75,6 +75,17 @@ export class Endpoints {
     else this.log.info("peer filter off (socket.peerFilter is false): strangers reach udptun and are dropped there (unknown_peer)");
   }
 
+  /** A socket about to replace the current one (another listen port) gets the same filter
+   * before it takes any traffic; moveTo() then switches to it. */
+  prepare(sock: UdpSocket): void {
+    if (this.filter && this.sock) this.install(sock, this.known(), false);
+  }
+
+  /** The socket prepare() was given is the one in use now. */
+  moveTo(sock: UdpSocket): void {
+    this.sock = sock;
+  }
+
   /** Starts looking up the names (their answers touch the socket and the peers' table). */
   start(): void {
     const names = this.names;
@@ -82,12 +93,14 @@ export class Endpoints {
     for (const n of names) this.resolve(n.peer, n.endpoint);
   }
 
-  /** A reload's peers: fresh ones get their endpoints; lookups for peers gone are dropped. */
+  /** A reload's peers: fresh ones (new, or given another endpoint) get their endpoints;
+   * lookups for peers gone, or for an endpoint replaced, are dropped. */
   replace(peers: PeerTable, fresh: readonly { peer: Peer; endpoint: HostPort | null }[]): void {
     this.peers = peers;
     this.live = new Set(peers.peers);
+    const renewed = new Set(fresh.map((f) => f.peer));
     for (const [peer, timer] of this.retries) {
-      if (this.live.has(peer)) continue;
+      if (this.live.has(peer) && !renewed.has(peer)) continue;
       clearTimeout(timer);
       this.retries.delete(peer);
     }
@@ -162,17 +175,27 @@ export class Endpoints {
    */
   private updateFilter(): void {
     if (!this.filter || !this.sock) return;
-    const known = new Map<string, Uint8Array>();
-    for (const p of this.peers.peers) if (p.endpoint) known.set(formatEndpoint(p.endpoint), p.endpoint);
+    const known = this.known();
     const key = [...known.keys()].sort().join(" ");
     if (key === this.filtered) return;
     this.filtered = key;
-    const unresolved = this.peers.peers.filter((p) => !p.endpoint).map((p) => p.name);
+    this.install(this.sock, known, true);
+  }
+
+  /** The endpoints known now, by their text. */
+  private known(): Map<string, Uint8Array> {
+    const known = new Map<string, Uint8Array>();
+    for (const p of this.peers.peers) if (p.endpoint) known.set(formatEndpoint(p.endpoint), p.endpoint);
+    return known;
+  }
+
+  private install(sock: UdpSocket, known: Map<string, Uint8Array>, log: boolean): void {
     try {
-      const instructions = setPeerFilter(this.sock, [...known.values()], this.mode);
-      this.log.info({ endpoints: known.size, unresolved, instructions }, `peer filter admits ${known.size} endpoint(s)`);
+      const instructions = setPeerFilter(sock, [...known.values()], this.mode);
+      const unresolved = this.peers.peers.filter((p) => !p.endpoint).map((p) => p.name);
+      if (log) this.log.info({ endpoints: known.size, unresolved, instructions }, `peer filter admits ${known.size} endpoint(s)`);
     } catch (err) {
-      clearPeerFilter(this.sock);
+      clearPeerFilter(sock);
       const e = err as Error & { code?: string };
       this.log.warn({ endpoints: known.size, code: e.code, err: e.message },
         "peer filter not attached; strangers now reach udptun and are dropped there (unknown_peer)");

@@ -13,7 +13,8 @@ export interface ForwarderFds {
   /** Where the network path writes the device when not tun.fd (a worker's detached queue:
    * see tun.ts); -1 for tun.fd itself. */
   readonly tunWriteFd: number;
-  readonly sock: UdpSocket;
+  /** Replaced when the listen port changes (Forwarder.rebind). */
+  sock: UdpSocket;
 }
 
 /**

@@ -11,8 +11,8 @@
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.ts";
 import type { TunDevice } from "../native/tun.ts";
-import { FILTER_PLAIN, FILTER_WIREGUARD } from "../native/addon.ts";
-import { ReceiveDrops } from "../native/udp.ts";
+import { addon, FILTER_PLAIN, FILTER_WIREGUARD, UDP_GRO, UDP_GSO } from "../native/addon.ts";
+import { closeUdp, openUdp, ReceiveDrops } from "../native/udp.ts";
 import type { UdpSocket } from "../native/udp.ts";
 import { formatEndpoint } from "../net/address.ts";
 import type { BufferPool } from "../pool/buffer-pool.ts";
@@ -29,7 +29,7 @@ import { createPools } from "./pools.ts";
 import type { Pools } from "./pools.ts";
 import { planReload } from "./reload.ts";
 import type { ReloadResult } from "./reload.ts";
-import type { DeviceStage, NetworkStage, Transport } from "./transport.ts";
+import type { DeviceStage, NetworkStage, PeerSettings, Transport } from "./transport.ts";
 import type { Watch } from "./watch.ts";
 import { Wiring } from "./wiring.ts";
 
@@ -112,7 +112,7 @@ export class Forwarder {
     return this.fds.sock;
   }
 
-  /** Replaced whole by a reload. */
+  /** Replaced whole by a reload or a configuration change. */
   get peers(): PeerTable {
     return this.table;
   }
@@ -154,17 +154,81 @@ export class Forwarder {
   }
 
   /**
-   * Applies a new config's peers (SIGHUP). Unchanged peers keep their objects, counters
-   * and resolved endpoints, so their flows never notice; changed and new ones are rebuilt;
-   * removed ones stop being routed. Other sections need a restart and are reported.
+   * Applies a new config's peers (SIGHUP). Peers keep their objects, counters, resolved
+   * endpoints and sessions for as long as their name and public key stay, whatever else
+   * changes; new ones are built; removed ones stop being routed. Other sections need a
+   * restart and are reported.
    */
   reload(next: Config): ReloadResult {
     const plan = planReload(this.config, this.table.peers, next);
+    for (const { peer, allowedIps } of plan.routes) peer.allowedIps = allowedIps;
     this.table = new PeerTable(plan.peers);
     this.transport.setPeers(this.table, next.peers);
     this.endpoints.replace(this.table, plan.fresh);
     this.config = plan.config;
     return plan.result;
+  }
+
+  /** The config in force (the running values of sections a reload could not change). */
+  get runningConfig(): Config {
+    return this.config;
+  }
+
+  /** The socket's SO_MARK, as the kernel reports it (0: none). */
+  get fwmark(): number {
+    return addon.udpMark(this.fds.sock.fd);
+  }
+
+  /** Marks the socket's datagrams (0: none); throws if the kernel refuses. */
+  setFwmark(mark: number): void {
+    addon.udpMark(this.fds.sock.fd, mark);
+  }
+
+  /**
+   * A socket bound to `port` (0: any free one) on the listen address, ready to take the
+   * current one's place (adopt()): the same buffers, UDP offloads, peer filter, and `fwmark`.
+   * Throws (code EADDRINUSE: the port is taken) leaving everything as it was.
+   */
+  openSocket(port: number, fwmark: number): UdpSocket {
+    const { ip } = this.config.listen;
+    const sock = openUdp(ip, port, this.config.socket.receiveBuffer, this.config.socket.sendBuffer);
+    try {
+      const want = (this.deviceOffloads.gso ? UDP_GSO : 0) | (this.networkOffloads.gro ? UDP_GRO : 0);
+      const got = addon.udpOffload(sock.fd, want);
+      if (got !== want) throw Object.assign(new Error(`the new socket refused UDP offloads the running one has (asked ${want}, got ${got})`), { code: "EOFFLOAD" });
+      if (fwmark !== 0) addon.udpMark(sock.fd, fwmark);
+      this.endpoints.prepare(sock);
+      return sock;
+    } catch (err) {
+      closeUdp(sock);
+      throw err;
+    }
+  }
+
+  /** Moves to a socket from openSocket(): between two batches the paths, the watch, the peer
+   * filter and the drop count take it, and the old one is closed (what it still held is lost,
+   * as a datagram on the wire can be). */
+  adopt(sock: UdpSocket): void {
+    const old = this.fds.sock;
+    this.endpoints.moveTo(sock);
+    this.drops.moveTo(sock);
+    this.fds.sock = sock;
+    this.transport.setSocket(sock);
+    this.wiring.sockWatch.moveTo(sock.fd);
+    closeUdp(old);
+  }
+
+  /** The configuration API's peers: the table in force (the peers' allowedIps already set),
+   * table.peers[i] with settings[i], and the endpoints the change sets. The protocol keeps
+   * each public key's session; the filter follows the endpoints. */
+  setPeers(table: PeerTable, settings: readonly PeerSettings[], endpoints: readonly { peer: Peer; endpoint: Uint8Array }[]): void {
+    this.table = table;
+    this.transport.setPeers(table, settings);
+    for (const { peer, endpoint } of endpoints) {
+      table.setEndpoint(peer, endpoint);
+      this.wg?.endpointKnown(peer);
+    }
+    this.endpoints.replace(table, []);
   }
 
   /** Stops reading, drops what is still queued, returns every buffer and closes the fds. */

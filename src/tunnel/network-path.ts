@@ -125,7 +125,8 @@ export class NetworkPath {
   /** Datagrams refused before opening (truncated or too long): wgOpen sees them empty. */
   private readonly refused = new Uint8Array(BATCH);
 
-  private readonly sock: UdpSocket;
+  /** Replaced when the socket moves to another port (a configuration change), between batches. */
+  sock: UdpSocket;
   private readonly tun: TunDevice;
   private readonly pool: BufferPool;
   /** Replaced whole by a reload (SIGHUP), between two batches. */
@@ -319,6 +320,8 @@ export class NetworkPath {
           this.countDrop(Drop.ExpiredKeypair, i);
           continue;
         }
+        // Authenticated: counted as wireguard-go does, before the allowed-IPs check.
+        peer.wireRxBytes += mlen + WG_HEADER_LEN + WG_TAG_LEN;
         if (keepalive) {
           peer.rxKeepalives++;
           continue;

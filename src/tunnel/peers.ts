@@ -6,7 +6,9 @@ import { PrefixTable } from "./routing.ts";
 
 export class Peer {
   readonly name: string;
-  readonly allowedIps: readonly Prefix[];
+  /** Where it routes; replaced (never edited in place) by a configuration change, and only
+   * takes effect in the next PeerTable built. */
+  allowedIps: readonly Prefix[];
   /** 20-byte endpoint (addon form), or null while its name has not resolved. */
   endpoint: Uint8Array | null = null;
   txPackets = 0;
@@ -14,6 +16,11 @@ export class Peer {
   rxPackets = 0;
   rxBytes = 0;
   rxKeepalives = 0;
+  /** WireGuard: bytes of UDP payload sent to the peer and received from it authenticated,
+   * every message counted (data, keepalives, handshake messages; not cookie replies): what
+   * wireguard-go reports as tx_bytes and rx_bytes, and `wg show` as its transfer. */
+  wireTxBytes = 0;
+  wireRxBytes = 0;
 
   constructor(name: string, allowedIps: readonly Prefix[]) {
     this.name = name;

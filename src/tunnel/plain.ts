@@ -1,7 +1,6 @@
 // The plain transport: our 4-byte header in front of each inner packet (device-path.ts,
 // network-path.ts), no encryption, and persistent keepalives (a bare type-2 header) on the
 // schedule keepalive.ts decides.
-import type { PeerConfig } from "../config/schema.ts";
 import { addon } from "../native/addon.ts";
 import type { PacketIo } from "../native/addon.ts";
 import type { UdpSocket } from "../native/udp.ts";
@@ -13,7 +12,7 @@ import { HEADER_LEN, writeKeepalive } from "./header.ts";
 import { KeepaliveSchedule } from "./keepalive.ts";
 import { NetworkPath } from "./network-path.ts";
 import type { Peer, PeerTable } from "./peers.ts";
-import type { Transport, TransportHooks, TransportParts } from "./transport.ts";
+import type { PeerSettings, Transport, TransportHooks, TransportParts } from "./transport.ts";
 
 export interface PlainOptions {
   /** This forwarder sends the peers' keepalives (with workers, only worker 0 does). */
@@ -27,7 +26,7 @@ export class PlainTransport implements Transport {
   private readonly schedule = new KeepaliveSchedule<Peer>();
   private timer: NodeJS.Timeout | null = null;
   private tickMs = 0;
-  private readonly sock: UdpSocket;
+  private sock: UdpSocket;
   private readonly io: PacketIo;
   // A keepalive send batch: every entry is the same 4 bytes, to a peer's endpoint each.
   private readonly message = new Uint8Array(HEADER_LEN);
@@ -47,7 +46,11 @@ export class PlainTransport implements Transport {
     writeKeepalive(this.message, 0);
   }
 
-  setPeers(table: PeerTable, configs: readonly PeerConfig[]): void {
+  setSocket(sock: UdpSocket): void {
+    this.sock = this.devicePath.sock = this.networkPath.sock = sock;
+  }
+
+  setPeers(table: PeerTable, configs: readonly PeerSettings[]): void {
     this.devicePath.peers = this.networkPath.peers = table;
     if (!this.keepalives) return;
     this.schedule.set(table.peers.map((peer, i) => ({ peer, seconds: configs[i].persistentKeepalive })));

@@ -1,16 +1,17 @@
-// What a new config's peers change (SIGHUP), decided without touching anything: unchanged
-// peers keep their objects, counters and resolved endpoints, so their flows never notice;
-// changed and new ones are built anew; removed ones are left out. Other sections need a
-// restart: they are reported and the running values stay.
+// What a new config's peers change (SIGHUP), decided without touching anything. A peer is
+// kept (its object, counters, resolved endpoint and, with WireGuard, its session) for as long
+// as its name and public key stay: a change of allowed IPs, endpoint, preshared key or
+// keepalive is applied to it in place; new ones are built; removed ones are left out. Other
+// sections need a restart: they are reported and the running values stay.
 import type { Config, PeerConfig } from "../config/schema.ts";
 import { formatPrefix } from "../net/address.ts";
-import type { HostPort } from "../net/address.ts";
+import type { HostPort, Prefix } from "../net/address.ts";
 import { Peer } from "./peers.ts";
 
 export interface ReloadResult {
   kept: string[];
   added: string[];
-  /** Rebuilt, or (persistentKeepalive alone changed) kept with the new interval. */
+  /** Kept, with new settings. */
   changed: string[];
   removed: string[];
   /** Config sections that differ but only take effect on a restart. */
@@ -21,7 +22,10 @@ export interface ReloadPlan {
   readonly result: ReloadResult;
   /** The next config's peers, in its order: the objects kept and the ones built anew. */
   readonly peers: Peer[];
-  /** The peers built anew, with the endpoint their config gives (to set or look up). */
+  /** Allowed IPs to give kept peers before the next routing table is built. */
+  readonly routes: { peer: Peer; allowedIps: readonly Prefix[] }[];
+  /** The peers built anew, and kept ones whose configured endpoint changed, with the
+   * endpoint their config gives (to set or look up). */
   readonly fresh: { peer: Peer; endpoint: HostPort | null }[];
   /** The config in force afterwards: the next one, but the running values of needsRestart. */
   readonly config: Config;
@@ -32,21 +36,26 @@ const RESTART_SECTIONS = ["device", "listen", "metrics", "socket", "pools", "off
 /** JSON.stringify helper: byte arrays (addresses) compare by content. */
 const prefixReplacer = (_k: string, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v);
 
-/** What a peer's object is built from: a change here rebuilds it (keys compared, never kept as text). */
-const identity = (p: PeerConfig) => JSON.stringify([p.endpoint?.host ?? null, p.endpoint?.port ?? null, p.allowedIps.map(formatPrefix)]);
+const endpointOf = (p: PeerConfig) => JSON.stringify([p.endpoint?.host ?? null, p.endpoint?.port ?? null]);
+const routesOf = (p: PeerConfig) => p.allowedIps.map(formatPrefix).join(" ");
 const sameKey = (a: Uint8Array | null, b: Uint8Array | null) => a === b || (a !== null && b !== null && Buffer.compare(a, b) === 0);
 const samePeer = (a: PeerConfig, b: PeerConfig) =>
-  identity(a) === identity(b) && sameKey(a.publicKey, b.publicKey) && sameKey(a.presharedKey, b.presharedKey);
+  endpointOf(a) === endpointOf(b) && routesOf(a) === routesOf(b) && sameKey(a.presharedKey, b.presharedKey) &&
+  a.persistentKeepalive === b.persistentKeepalive;
 
 /** current[i] runs as peers[i]. */
 export function planReload(current: Config, peers: readonly Peer[], next: Config): ReloadPlan {
   const before = new Map(current.peers.map((p, i) => [p.name, { pc: p, peer: peers[i] }]));
   const result: ReloadResult = { kept: [], added: [], changed: [], removed: [], needsRestart: [] };
   const fresh: { peer: Peer; endpoint: HostPort | null }[] = [];
+  const routes: { peer: Peer; allowedIps: readonly Prefix[] }[] = [];
   const nextPeers = next.peers.map((pc) => {
     const old = before.get(pc.name);
-    if (old && samePeer(old.pc, pc)) {
-      (old.pc.persistentKeepalive === pc.persistentKeepalive ? result.kept : result.changed).push(pc.name);
+    // A name whose public key changed is another peer: built anew.
+    if (old && sameKey(old.pc.publicKey, pc.publicKey)) {
+      (samePeer(old.pc, pc) ? result.kept : result.changed).push(pc.name);
+      if (routesOf(old.pc) !== routesOf(pc)) routes.push({ peer: old.peer, allowedIps: pc.allowedIps });
+      if (endpointOf(old.pc) !== endpointOf(pc) && pc.endpoint !== null) fresh.push({ peer: old.peer, endpoint: pc.endpoint });
       return old.peer;
     }
     (old ? result.changed : result.added).push(pc.name);
@@ -59,5 +68,5 @@ export function planReload(current: Config, peers: readonly Peer[], next: Config
     .filter((k) => JSON.stringify(current[k], prefixReplacer) !== JSON.stringify(next[k], prefixReplacer));
   result.needsRestart = needsRestart;
   const config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, current[k]])) } as Config;
-  return { result, peers: nextPeers, fresh, config };
+  return { result, peers: nextPeers, routes, fresh, config };
 }

@@ -3,8 +3,8 @@
 // transport shares: the fds, the offloads, the pools, the peers and their endpoints, and the
 // readiness watches that drive the paths (wiring.ts). The plain transport is plain.ts.
 import type { Logger } from "pino";
-import type { PeerConfig } from "../config/schema.ts";
 import type { PacketIo } from "../native/addon.ts";
+import type { UdpSocket } from "../native/udp.ts";
 import type { DevicePathHooks } from "./device-path.ts";
 import type { ForwarderFds } from "./fds.ts";
 import type { NetworkPathHooks } from "./network-path.ts";
@@ -60,11 +60,25 @@ export interface TransportHooks {
   readonly network: NetworkPathHooks;
 }
 
+/** What a transport needs of a peer's configuration (a config file's peer is one; so is a
+ * peer made through the configuration API). */
+export interface PeerSettings {
+  readonly name: string;
+  /** WireGuard: 32 bytes, the peer's identity for as long as it is configured. */
+  readonly publicKey: Uint8Array | null;
+  readonly presharedKey: Uint8Array | null;
+  /** Seconds, 0: off. */
+  readonly persistentKeepalive: number;
+}
+
 export interface Transport {
   readonly devicePath: DeviceStage;
   readonly networkPath: NetworkStage;
-  /** The peers in force (at start, and after each reload): table.peers[i] is configs[i]. */
-  setPeers(table: PeerTable, configs: readonly PeerConfig[]): void;
+  /** The peers in force (at start, after each reload or configuration change): table.peers[i]
+   * is configs[i]. */
+  setPeers(table: PeerTable, configs: readonly PeerSettings[]): void;
+  /** The socket moved (another listen port): the paths and timers send and read through it. */
+  setSocket(sock: UdpSocket): void;
   /** Stops its timers (the forwarder stops the watches and closes the fds). */
   stop(): void;
 }

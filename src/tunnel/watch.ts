@@ -9,6 +9,7 @@ export const PAUSE_POOL_EMPTY = 2;
 
 export class Watch {
   private handle: object | null;
+  private readonly onEvents: (status: number, events: number) => void;
   private reasons = 0;
   private writable = false;
   private events = READABLE;
@@ -18,7 +19,17 @@ export class Watch {
   readonly pauses = { socketFull: 0, poolEmpty: 0 };
 
   constructor(fd: number, onEvents: (status: number, events: number) => void) {
+    this.onEvents = onEvents;
     this.handle = addon.pollStart(fd, READABLE, onEvents);
+  }
+
+  /** Watches another fd (the socket was replaced) for what this one was watched for, pauses
+   * and writability kept. */
+  moveTo(fd: number): void {
+    if (!this.handle) return;
+    addon.pollStop(this.handle);
+    this.handle = addon.pollStart(fd, READABLE, this.onEvents);
+    if (this.events !== READABLE) addon.pollSet(this.handle, this.events);
   }
 
   pause(reason: number): void {

@@ -5,7 +5,7 @@
 // (bounded, released when the handshake completes or gives up), follows roaming peers, and
 // runs the timers.
 import type { Logger } from "pino";
-import type { PeerConfig, WireGuardConfig } from "../config/schema.ts";
+import type { WireGuardConfig } from "../config/schema.ts";
 import { addon, WG_HEADER_LEN, WG_KEYPAIR_SLOTS } from "../native/addon.ts";
 import type { PacketIo } from "../native/addon.ts";
 import type { UdpSocket } from "../native/udp.ts";
@@ -22,7 +22,7 @@ import { writableDevice } from "./fds.ts";
 import { NetworkPath } from "./network-path.ts";
 import type { Opener } from "./network-path.ts";
 import type { Peer, PeerTable } from "./peers.ts";
-import type { Transport, TransportHooks, TransportParts } from "./transport.ts";
+import type { PeerSettings, Transport, TransportHooks, TransportParts } from "./transport.ts";
 
 /** How often the protocol's timers run (retransmits, keepalives, rekeys, key zeroing). */
 const TICK_MS = 250;
@@ -62,7 +62,7 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
   readonly networkPath: NetworkPath;
   readonly protocol: WgDevice;
   readonly mtu: number;
-  private readonly sock: UdpSocket;
+  private sock: UdpSocket;
   /** The paths' packet I/O: control messages go out through it too. */
   private readonly io: PacketIo;
   private readonly log: Logger;
@@ -112,28 +112,62 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
 
   // ---- Transport ----
 
-  /** The peers in force: new ones join the protocol, gone ones leave it (their keypairs and
-   * staged packets with them); unchanged ones keep their sessions. */
-  setPeers(table: PeerTable, configs: readonly PeerConfig[]): void {
+  /** The peers in force, keyed by public key: a new key joins the protocol, a key gone leaves
+   * it (its keypairs and staged packets with it). A key still configured keeps its protocol
+   * peer and so its session, whatever else changed (allowed IPs, endpoint, preshared key for
+   * the next handshake, keepalive); if a reload built a new Peer for it, the session follows. */
+  setPeers(table: PeerTable, configs: readonly PeerSettings[]): void {
     this.devicePath.peers = this.networkPath.peers = table;
-    const live = new Set(table.peers);
-    for (const [peer, wp] of this.wgOf) {
-      if (live.has(peer)) continue;
-      this.dropStaged(peer);
-      this.protocol.removePeer(wp.publicKey);
-      this.wgOf.delete(peer);
-      this.peerOfWg.delete(wp);
+    const next = new Map<string, number>();
+    configs.forEach((c, i) => next.set(keyOf(c.publicKey!), i));
+    for (const [peer, wp] of [...this.wgOf]) {
+      const i = next.get(keyOf(wp.publicKey));
+      if (i === undefined) {
+        this.dropStaged(peer);
+        this.protocol.removePeer(wp.publicKey);
+        this.wgOf.delete(peer);
+        this.peerOfWg.delete(wp);
+      } else if (table.peers[i] !== peer) {
+        this.rehome(peer, table.peers[i], wp, table);
+      }
     }
     table.peers.forEach((peer, i) => {
-      if (this.wgOf.has(peer)) return;
       const c = configs[i];
-      const wp = this.protocol.addPeer({
+      const wp = this.wgOf.get(peer);
+      if (wp !== undefined) {
+        this.protocol.setPresharedKey(wp, c.presharedKey);
+        this.protocol.setPersistentKeepalive(wp, c.persistentKeepalive, performance.now());
+        return;
+      }
+      const added = this.protocol.addPeer({
         name: c.name, publicKey: c.publicKey!, presharedKey: c.presharedKey ?? undefined,
         endpoint: peer.endpoint ?? undefined, persistentKeepalive: c.persistentKeepalive,
       });
-      this.wgOf.set(peer, wp);
-      this.peerOfWg.set(wp, peer);
+      this.wgOf.set(peer, added);
+      this.peerOfWg.set(added, peer);
     });
+  }
+
+  setSocket(sock: UdpSocket): void {
+    this.sock = this.devicePath.sock = this.networkPath.sock = sock;
+  }
+
+  /** The device's private key (null: none). Every session ends; handshakes start again when
+   * traffic needs them. A peer with the new key's public key must be gone already. */
+  setPrivateKey(privateKey: Uint8Array | null): void {
+    this.protocol.setPrivateKey(privateKey);
+  }
+
+  /** A handshake initiation to every peer whose endpoint is known, now (the socket moved: the
+   * peers learn the new port from it within a round trip, not at their next rekey). */
+  initiateAll(): void {
+    const now = performance.now();
+    for (const wp of this.peerOfWg.keys()) this.protocol.initiateHandshake(wp, now);
+  }
+
+  /** The protocol peer of a configured peer. */
+  protocolPeer(peer: Peer): WgPeer | undefined {
+    return this.wgOf.get(peer);
   }
 
   /** The protocol's counters for the peer (metrics). */
@@ -220,13 +254,21 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
 
   // ---- WgEffects (what the protocol asks for) ----
 
-  send(endpoint: Uint8Array, msg: Uint8Array): void {
+  send(endpoint: Uint8Array, msg: Uint8Array, wp: WgPeer | null): void {
     // A response to a roamed initiator: the filter must let its data in before it can come.
     this.followAll();
     this.ctl.set(msg, 0);
     this.ctlOffs[0] = 0;
     this.ctlLens[0] = msg.length;
-    this.sendControl(endpoint);
+    if (this.sendControl(endpoint) && wp !== null) {
+      const peer = this.peerOfWg.get(wp);
+      if (peer !== undefined) peer.wireTxBytes += msg.length;
+    }
+  }
+
+  handshakeReceived(wp: WgPeer, bytes: number): void {
+    const peer = this.peerOfWg.get(wp);
+    if (peer !== undefined) peer.wireRxBytes += bytes;
   }
 
   installKeypair(slot: number, localIndex: number, remoteIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): void {
@@ -249,7 +291,10 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
     this.ctlLens[0] = 0;
     this.ctlSlots[0] = slot;
     addon.wgSeal(this.ctl, this.ctlOffs, this.ctlLens, 1, this.ctlSlots, this.mtu, this.ctlStatus);
-    if (this.ctlStatus[0] === 0) this.sendControl(wp.endpoint);
+    if (this.ctlStatus[0] !== 0) return;
+    const sealed = this.ctlLens[0];
+    const peer = this.peerOfWg.get(wp);
+    if (this.sendControl(wp.endpoint) && peer !== undefined) peer.wireTxBytes += sealed;
   }
 
   keypairReady(wp: WgPeer): boolean {
@@ -273,9 +318,27 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
     for (const peer of this.staged.keys()) this.flushStaged(peer);
   }
 
-  private sendControl(endpoint: Uint8Array): void {
+  /** True if the kernel took it. */
+  private sendControl(endpoint: Uint8Array): boolean {
     const sent = this.io.udpSend(this.sock.fd, this.sock.v6, this.ctl, this.ctlOffs, this.ctlLens, 1, endpoint, this.ctlStatus);
-    if (sent === 1 && this.ctlStatus[0] === 0) this.devicePath.sends++;
+    if (sent !== 1 || this.ctlStatus[0] !== 0) return false;
+    this.devicePath.sends++;
+    return true;
+  }
+
+  /** A reload built a new Peer for a public key still configured: its session, keypair slots
+   * and staged packets move to it. */
+  private rehome(from: Peer, to: Peer, wp: WgPeer, table: PeerTable): void {
+    this.wgOf.delete(from);
+    this.wgOf.set(to, wp);
+    this.peerOfWg.set(wp, to);
+    for (let slot = 0; slot < WG_KEYPAIR_SLOTS; slot++) if (this.slotPeers[slot] === from) this.slotPeers[slot] = to;
+    const list = this.staged.get(from);
+    if (list !== undefined) {
+      this.staged.delete(from);
+      this.staged.set(to, list);
+    }
+    if (to.endpoint === null && wp.endpoint !== null) table.setEndpoint(to, wp.endpoint);
   }
 
   private stage(peer: Peer, buf: PooledBuffer): void {
@@ -339,4 +402,8 @@ function sameEndpoint(a: Uint8Array, b: Uint8Array | null): boolean {
   if (b === null) return false;
   for (let i = 0; i < ENDPOINT_BYTES; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+function keyOf(publicKey: Uint8Array): string {
+  return Buffer.from(publicKey).toString("hex");
 }

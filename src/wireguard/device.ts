@@ -41,8 +41,12 @@ const PAST_REKEY_AFTER_MESSAGES = REKEY_AFTER_MESSAGES + 1n;
 /** What the device asks of the integrator. Calls happen synchronously inside the device's
  * methods (keypairReady can come from dataReceived or handshakeMessage: re-entry is fine). */
 export interface WgEffects {
-  /** Puts a handshake or cookie message on the wire (it is a fresh buffer, never reused by us). */
-  send(endpoint: Uint8Array, msg: Uint8Array): void;
+  /** Puts a handshake or cookie message on the wire (it is a fresh buffer, never reused by us);
+   * `peer` is whom a handshake message goes to, null for a cookie reply (wireguard-go counts
+   * the first in the peer's transfer, not the second). */
+  send(endpoint: Uint8Array, msg: Uint8Array, peer: WgPeer | null): void;
+  /** A handshake message from the peer authenticated (`bytes` long, for its transfer). */
+  handshakeReceived?(peer: WgPeer, bytes: number): void;
   /** Installs a keypair in the native table. Our copies of the keys are zeroed after the call. */
   installKeypair(slot: number, localIndex: number, remoteIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): void;
   /** Removes (and cleanses) the keypair in `slot`; called exactly once per installed keypair. */
@@ -57,7 +61,9 @@ export interface WgEffects {
 }
 
 export interface WgDeviceOptions {
-  privateKey: Uint8Array;
+  /** null: no key yet (wireguard-go's start state): handshakes are refused silently and none
+   * are sent until setPrivateKey gives one. */
+  privateKey: Uint8Array | null;
   peers: WgPeerConfig[];
   effects: WgEffects;
   /** Nanoseconds since the Unix epoch, for TAI64N timestamps and lastHandshakeTime. */
@@ -72,8 +78,8 @@ export interface WgDeviceOptions {
 }
 
 export class WgDevice {
-  #identity: StaticIdentity;
-  #checker: CookieChecker;
+  #identity: StaticIdentity | null;
+  #checker: CookieChecker | null;
   readonly #peers: WgPeer[] = [];
   readonly #byKey = new Map<string, WgPeer>();
   readonly #table: IndexTable<WgPeer>;
@@ -102,8 +108,8 @@ export class WgDevice {
     if (!Number.isInteger(threshold) || threshold < 0) throw new RangeError(`loadThreshold: ${threshold} is not a non-negative integer`);
     this.#loadThreshold = threshold;
     this.#table = new IndexTable(this.#random);
-    this.#identity = identityOf(opts.privateKey);
-    this.#checker = new CookieChecker(this.#identity.publicKey, this.#random);
+    this.#identity = opts.privateKey === null ? null : identityOf(opts.privateKey);
+    this.#checker = this.#identity === null ? null : new CookieChecker(this.#identity.publicKey, this.#random);
     for (const p of opts.peers) this.addPeer(p);
   }
 
@@ -111,8 +117,9 @@ export class WgDevice {
     return this.#peers;
   }
 
-  get publicKey(): Uint8Array {
-    return this.#identity.publicKey;
+  /** null while the device has no private key. */
+  get publicKey(): Uint8Array | null {
+    return this.#identity?.publicKey ?? null;
   }
 
   /** Slots of the native table in use (handshakes waiting plus keypairs). */
@@ -213,7 +220,7 @@ export class WgDevice {
     if (!Number.isInteger(ka) || ka < 0 || ka > 65535) throw new RangeError(`peer ${config.name}: persistentKeepalive ${ka} is not an integer 0-65535`);
     const key = keyOf(config.publicKey);
     if (this.#byKey.has(key)) throw new Error(`peer ${config.name}: publicKey is already another peer's`);
-    if (equalBytes(config.publicKey, this.#identity.publicKey)) throw new Error(`peer ${config.name}: publicKey is this device's own`);
+    if (this.#identity !== null && equalBytes(config.publicKey, this.#identity.publicKey)) throw new Error(`peer ${config.name}: publicKey is this device's own`);
     const peer = new WgPeer(config, this.#identity, () => this.#jitter());
     this.#peers.push(peer);
     this.#byKey.set(key, peer);
@@ -241,22 +248,48 @@ export class WgDevice {
     return true;
   }
 
-  /** A new static key: every session is dropped (new handshakes follow on demand); a peer
-   * whose public key is the new one's is removed, as wireguard-go does. */
-  setPrivateKey(privateKey: Uint8Array): void {
-    this.#identity.privateKey.fill(0);
-    this.#identity = identityOf(privateKey);
-    this.#checker = new CookieChecker(this.#identity.publicKey, this.#random);
+  /** A new static key (null: none): every session is dropped (new handshakes follow on
+   * demand); a peer whose public key is the new one's is removed, as wireguard-go does. */
+  setPrivateKey(privateKey: Uint8Array | null): void {
+    this.#identity?.privateKey.fill(0);
+    const identity = privateKey === null ? null : identityOf(privateKey);
+    this.#identity = identity;
+    this.#checker = identity === null ? null : new CookieChecker(identity.publicKey, this.#random);
     for (const peer of [...this.#peers]) {
-      if (equalBytes(peer.publicKey, this.#identity.publicKey)) {
+      if (identity !== null && equalBytes(peer.publicKey, identity.publicKey)) {
         this.removePeer(peer.publicKey);
         continue;
       }
       this.#zeroAndFlushAll(peer);
       const hs = peerState(peer).handshake;
-      hs.precompute(this.#identity);
+      hs.precompute(identity);
       hs.lastSentHandshake = -Infinity;
     }
+  }
+
+  /** The preshared key the peer's next handshake mixes in (null: none); the session in use
+   * keeps going until then. */
+  setPresharedKey(peer: WgPeer, presharedKey: Uint8Array | null): void {
+    if (presharedKey !== null) checkLength(`peer ${peer.name}: presharedKey`, presharedKey, KEY_LEN);
+    peerState(peer).handshake.setPresharedKey(presharedKey);
+  }
+
+  /** A new persistent keepalive interval (seconds, 0: off). Turned on, a keepalive goes at once
+   * if the peer's endpoint is known, as wireguard-go does. */
+  setPersistentKeepalive(peer: WgPeer, seconds: number, now: number): void {
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > 65535) throw new RangeError(`peer ${peer.name}: persistentKeepalive ${seconds} is not an integer 0-65535`);
+    const st = peerState(peer);
+    const was = st.timers.persistentKeepaliveInterval;
+    st.timers.persistentKeepaliveInterval = seconds * 1000;
+    if (seconds > 0 && was === 0 && st.endpoint !== null) this.#sendKeepalive(peer, now);
+  }
+
+  /** Sends a handshake initiation now, whatever REKEY_TIMEOUT says (the socket moved to another
+   * port: the peer learns the new one from it within a round trip). Needs a known endpoint. */
+  initiateHandshake(peer: WgPeer, now: number): void {
+    if (peer.endpoint === null) return;
+    peerState(peer).handshake.lastSentHandshake = -Infinity;
+    this.#sendHandshakeInitiation(peer, now, false);
   }
 
   toJSON(): object {
@@ -277,10 +310,11 @@ export class WgDevice {
       return WgDrop.None;
     }
     const underLoad = this.#countLoad(now);
-    if (!this.#checker.checkMac1(msg)) return WgDrop.BadMac1;
+    // No private key: nothing is addressed to us yet (wireguard-go drops these silently).
+    if (this.#checker === null || !this.#checker.checkMac1(msg)) return WgDrop.BadMac1;
     if (underLoad) {
       if (!this.#checker.checkMac2(msg, source, now)) {
-        this.#effects.send(Uint8Array.from(source), this.#checker.createReply(msg, source, now));
+        this.#effects.send(Uint8Array.from(source), this.#checker.createReply(msg, source, now), null);
         if (type !== MSG_INITIATION) {
           const entry = this.#table.lookup(decodeResponse(msg)!.receiver);
           if (entry) entry.peer.counters.cookiesSent++;
@@ -304,7 +338,7 @@ export class WgDevice {
 
   #onInitiation(msg: Uint8Array, source: Uint8Array, now: number): WgDropReason {
     const found: { peer: WgPeer | null } = { peer: null };
-    const consumed = consumeInitiation(this.#identity, msg, now, (pub) => {
+    const consumed = consumeInitiation(this.#identity!, msg, now, (pub) => {
       found.peer = this.#byKey.get(keyOf(pub)) ?? null;
       return found.peer ? peerState(found.peer).handshake : null;
     });
@@ -315,6 +349,7 @@ export class WgDevice {
     st.timers.anyAuthenticatedPacketTraversal(now);
     st.timers.anyAuthenticatedPacketReceived();
     this.#roam(peer, source);
+    this.#effects.handshakeReceived?.(peer, msg.length);
 
     // Respond. Our own initiation in flight, if any, is superseded: its index dies here.
     hs.lastSentHandshake = now;
@@ -350,8 +385,9 @@ export class WgDevice {
     const st = peerState(peer);
     const hs = st.handshake;
     if (hs.localIndex !== receiver || hs.state !== HandshakeState.InitiationCreated) return WgDrop.UnknownIndex;
-    if (!consumeResponse(this.#identity, hs, msg)) return WgDrop.DecryptionFailed;
+    if (!consumeResponse(this.#identity!, hs, msg)) return WgDrop.DecryptionFailed;
     this.#roam(peer, source);
+    this.#effects.handshakeReceived?.(peer, msg.length);
     st.timers.anyAuthenticatedPacketTraversal(now);
     st.timers.anyAuthenticatedPacketReceived();
     this.#newKeypair(peer, deriveKeys(hs)!, now);
@@ -412,7 +448,8 @@ export class WgDevice {
     const st = peerState(peer);
     const hs = st.handshake;
     if (!isRetry) st.timers.handshakeAttempts = 0;
-    if (now - hs.lastSentHandshake < REKEY_TIMEOUT) return;
+    const identity = this.#identity;
+    if (identity === null || now - hs.lastSentHandshake < REKEY_TIMEOUT) return;
     hs.lastSentHandshake = now;
     this.#freeHandshakeSlot(hs);
     hs.clear();
@@ -420,7 +457,7 @@ export class WgDevice {
     if (!entry) return;
     hs.slot = entry.slot;
     const ephemeral = this.#ephemeral();
-    const msg = createInitiation(this.#identity, hs, entry.index, ephemeral, tai64n(this.#wallClock()));
+    const msg = createInitiation(identity, hs, entry.index, ephemeral, tai64n(this.#wallClock()));
     ephemeral.fill(0);
     if (!msg) {
       this.#freeHandshakeSlot(hs);
@@ -471,7 +508,7 @@ export class WgDevice {
 
   #send(peer: WgPeer, msg: Uint8Array): void {
     const ep = peer.endpoint;
-    if (ep) this.#effects.send(ep, msg);
+    if (ep) this.#effects.send(ep, msg, peer);
   }
 
   /** The endpoint follows the latest authenticated message (a fresh copy when it changes). */

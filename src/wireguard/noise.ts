@@ -57,10 +57,17 @@ export class Handshake {
     this.presharedKey = Uint8Array.from(presharedKey ?? NO_PRESHARED_KEY);
   }
 
-  /** Recomputes the static-static secret (at creation and when our private key changes). */
-  precompute(local: StaticIdentity): void {
+  /** Recomputes the static-static secret (at creation and when our private key changes;
+   * null: the device has no key, no handshake is possible). */
+  precompute(local: StaticIdentity | null): void {
     this.precomputedStaticStatic?.fill(0);
-    this.precomputedStaticStatic = sharedSecret(local.privateKey, this.remoteStatic);
+    this.precomputedStaticStatic = local === null ? null : sharedSecret(local.privateKey, this.remoteStatic);
+  }
+
+  /** The preshared key for the next handshake (null: none); the old one is zeroed. */
+  setPresharedKey(presharedKey: Uint8Array | null): void {
+    this.presharedKey.fill(0);
+    this.presharedKey = Uint8Array.from(presharedKey ?? NO_PRESHARED_KEY);
   }
 
   /** Forgets the exchange in progress (not the timestamps); the caller frees the slot first. */

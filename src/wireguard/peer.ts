@@ -57,7 +57,7 @@ export class WgPeer {
     stateOf = (p) => p.#state;
   }
 
-  constructor(config: WgPeerConfig, local: StaticIdentity, jitter: () => number) {
+  constructor(config: WgPeerConfig, local: StaticIdentity | null, jitter: () => number) {
     this.name = config.name;
     this.publicKey = Uint8Array.from(config.publicKey);
     const handshake = new Handshake(config.publicKey, config.presharedKey);

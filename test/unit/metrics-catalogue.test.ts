@@ -29,7 +29,7 @@ function snapshot(worker?: string, base = 0): ForwarderSnapshot {
       name, txPackets: next(), txBytes: next(), rxPackets: next(), rxBytes: next(), rxKeepalives: next(),
       wireguard: {
         latestHandshake: next(), handshakesInitiated: next(), handshakesCompleted: next(), handshakesFailed: next(),
-        cookiesSent: next(), cookiesReceived: next(),
+        cookiesSent: next(), cookiesReceived: next(), transferTx: next(), transferRx: next(),
       },
     })),
     socketFull: next(),

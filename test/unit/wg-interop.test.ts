@@ -110,8 +110,8 @@ t.test("interop with wireguard-go", { skip: !tools || !root ? "needs root and wi
       peers: [{ name: "wireguard-go", publicKey: publicKeyOf(theirKey), endpoint: theirEndpoint }],
       effects: {
         ...fx,
-        send: (to, msg) => {
-          fx.send(to, msg);
+        send: (to, msg, peer) => {
+          fx.send(to, msg, peer);
           relay.stdin!.write(Buffer.from(msg).toString("hex") + "\n");
         },
         sendKeepalive: (peer, slot) => {

@@ -91,7 +91,7 @@ function handshakeSide(fx: Fixture): HandshakeSide {
     random: bytes,
     loadThreshold: Number.MAX_SAFE_INTEGER,
   });
-  side = { device, mac1Key: hash(new TextEncoder().encode(LABEL_MAC1), device.publicKey), now: 1_000_000 };
+  side = { device, mac1Key: hash(new TextEncoder().encode(LABEL_MAC1), device.publicKey!), now: 1_000_000 };
   sides.set(fx, side);
   return side;
 }

@@ -37,7 +37,8 @@ export function endpoint(ip: string, port: number): Uint8Array {
 
 /** A recorded side effect, in order. */
 export type Event =
-  | { kind: "send"; to: Uint8Array; msg: Uint8Array }
+  | { kind: "send"; to: Uint8Array; msg: Uint8Array; peer: WgPeer | null }
+  | { kind: "handshakeReceived"; peer: WgPeer; bytes: number }
   | { kind: "install"; slot: number }
   | { kind: "remove"; slot: number }
   | { kind: "keepalive"; peer: WgPeer; slot: number }
@@ -67,7 +68,8 @@ export class Side {
 
   effects(): WgEffects {
     return {
-      send: (to, msg) => this.events.push({ kind: "send", to: Uint8Array.from(to), msg: Uint8Array.from(msg) }),
+      send: (to, msg, peer) => this.events.push({ kind: "send", to: Uint8Array.from(to), msg: Uint8Array.from(msg), peer }),
+      handshakeReceived: (peer, bytes) => this.events.push({ kind: "handshakeReceived", peer, bytes }),
       installKeypair: (slot, localIndex, remoteIndex, sendKey, recvKey) => {
         if (this.native.has(slot)) throw new Error(`${this.name}: slot ${slot} installed while live`);
         if ((localIndex & 0xfff) !== slot) throw new Error(`${this.name}: index ${localIndex} does not carry slot ${slot}`);
