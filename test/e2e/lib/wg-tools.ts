@@ -368,7 +368,7 @@ export function checkDump(t: Test, got: WgState, want: Conf, publicKey: string):
   t.equal(got.privateKey, want.privateKey, "dump: private key");
   t.equal(got.publicKey, publicKey, "dump: public key");
   t.equal(got.listenPort, want.listenPort, "dump: listen port");
-  t.equal(got.fwmark, want.fwmark ?? 0, "dump: fwmark");
+  t.equal(got.fwmark, want.fwmark ? `0x${want.fwmark.toString(16)}` : "off", "dump: fwmark");
   t.equal(got.peers.length, want.peers.length, "dump: peer count");
   for (const wp of want.peers) {
     const p = got.peers.find((x) => x.publicKey === wp.publicKey);

@@ -57,8 +57,8 @@ export interface WgState {
   privateKey: string | null;
   publicKey: string;
   listenPort: number;
-  /** 0 = off. */
-  fwmark: number;
+  /** As wg prints it: "off" or hex ("0x5e7"). */
+  fwmark: string;
   peers: WgPeerState[];
 }
 
@@ -179,7 +179,7 @@ export function parseDump(dump: string): WgState {
     privateKey: key(f[0]),
     publicKey: f[1],
     listenPort: Number(f[2]),
-    fwmark: f[3] === "off" ? 0 : Number(f[3]),
+    fwmark: f[3],
     peers: peerLines.map((line) => {
       const p = line.split("\t");
       return {
