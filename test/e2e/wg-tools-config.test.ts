@@ -7,8 +7,7 @@
 import t from "tap";
 import type { Test } from "tap";
 import type { Host } from "./lib/netns.ts";
-import { startIperf } from "./lib/iperf.ts";
-import { Fixture, SUBJECTS, addressUp, checkDump, keyPair, parseShowconf, ping, renderConf } from "./lib/wg-tools.ts";
+import { Fixture, SUBJECTS, addressUp, checkDump, iperfThrough, keyPair, parseShowconf, ping, renderConf } from "./lib/wg-tools.ts";
 import type { Conf, KeyPair, Kind } from "./lib/wg-tools.ts";
 import type { WgState } from "./lib/wireguard-go.ts";
 
@@ -83,7 +82,7 @@ async function pair(t: Test, subject: Kind, partner: Kind): Promise<void> {
     }
     for (const inner of ["10.79.0.2", "fd79::2"]) {
       const [sBefore, pBefore] = [await s.dump(), await p.dump()];
-      const r = await (await startIperf(lab, a, b, ["-c", inner, "--bidir"], 2, IPERF_PORT)).result;
+      const r = await iperfThrough(lab, a, b, ["-c", inner, "--bidir"], 2, IPERF_PORT);
       const [sAfter, pAfter] = [await s.dump(), await p.dump()];
       const label = `${outer}, iperf3 --bidir to ${inner}`;
       t.ok(r.bytes > 0 && r.reverseBytes > 0, `${label}: both directions carried data (${r.bytes} B S->P, ${r.reverseBytes} B P->S)`);

@@ -6,9 +6,8 @@
 import { existsSync } from "node:fs";
 import t from "tap";
 import type { Test } from "tap";
-import { startIperf } from "./lib/iperf.ts";
 import { must, run } from "./lib/proc.ts";
-import { BOOKWORM_TOOLS, Fixture, SUBJECTS, TRIXIE_TOOLS, addressUp, checkDump, daemonOf, deviceName, isAlive, keyPair, killImplementation, missing, ping, pollUntil, renderConf, wgQuick } from "./lib/wg-tools.ts";
+import { BOOKWORM_TOOLS, Fixture, SUBJECTS, TRIXIE_TOOLS, addressUp, checkDump, daemonOf, deviceName, iperfThrough, isAlive, keyPair, killImplementation, missing, ping, pollUntil, renderConf, wgQuick } from "./lib/wg-tools.ts";
 import type { Conf, Implementation, Kind, Tools } from "./lib/wg-tools.ts";
 import { parseDump, socketPath } from "./lib/wireguard-go.ts";
 
@@ -58,7 +57,7 @@ async function quickSession(t: Test, kind: Kind, tools: Tools, peer: Implementat
 
   t.ok(await ping(lab, a.ns, "10.81.0.2"), "ping through it, IPv4 inside");
   t.ok(await ping(lab, a.ns, "fd81::2"), "ping through it, IPv6 inside");
-  const r = await (await startIperf(lab, a, b, ["-c", "10.81.0.2", "--bidir"], 2, IPERF_PORT)).result;
+  const r = await iperfThrough(lab, a, b, ["-c", "10.81.0.2", "--bidir"], 2, IPERF_PORT);
   t.ok(r.bytes > 0 && r.reverseBytes > 0, `iperf3 --bidir through it: ${(r.bps / 1e6).toFixed(0)} Mbit/s out, ${(r.reverseBps / 1e6).toFixed(0)} Mbit/s in`);
 
   const wgRun = (args: string[]) => run(...lab.exec(a, tools.wg, args));

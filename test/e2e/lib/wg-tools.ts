@@ -15,6 +15,8 @@ import { generatePrivateKey, publicKeyOf } from "../../../src/wireguard/x25519.t
 import type { Test } from "tap";
 import { Lab } from "./netns.ts";
 import type { Host } from "./netns.ts";
+import { startIperf } from "./iperf.ts";
+import type { IperfResult } from "./iperf.ts";
 import { must, run, start } from "./proc.ts";
 import type { Daemon } from "./proc.ts";
 import { ROOT } from "./udptun.ts";
@@ -407,5 +409,23 @@ export class Fixture {
     const inst = await startImplementation(kind, this.lab, host, { ...opts, scratch: this.scratch });
     this.started.push(inst);
     return inst;
+  }
+}
+
+/**
+ * iperf3 through a tunnel, bounded: startIperf's one-off server waits for its client forever,
+ * so a tunnel that carries nothing would hang the file; here it fails after a deadline.
+ */
+export async function iperfThrough(lab: Lab, client: Host, server: Host, args: string[], seconds: number, port: number): Promise<IperfResult> {
+  const r = await startIperf(lab, client, server, ["--connect-timeout", "3000", ...args], seconds, port);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`iperf3 ${args.join(" ")}: no result within ${seconds + 10} s`)), (seconds + 10) * 1000);
+  });
+  try {
+    return await Promise.race([r.result, deadline]);
+  } finally {
+    clearTimeout(timer);
+    r.server.child.kill("SIGKILL");
   }
 }
