@@ -11,6 +11,9 @@ export interface IperfResult {
   bps: number;
   /** With --bidir: goodput of the reverse direction (server -> client), else 0. */
   reverseBps: number;
+  /** Payload bytes the receiver got; with --bidir, reverseBytes those of the reverse direction. */
+  bytes: number;
+  reverseBytes: number;
   /** UDP: datagrams lost, percent. */
   lostPercent: number;
   /** TCP: segments retransmitted by the sender. */
@@ -59,6 +62,8 @@ function parseResult(r: RunResult, args: string[]): IperfResult {
   return {
     bps: recv.bits_per_second,
     reverseBps: end.sum_received_bidir_reverse?.bits_per_second ?? 0,
+    bytes: recv.bytes,
+    reverseBytes: end.sum_received_bidir_reverse?.bytes ?? 0,
     lostPercent: end.sum?.lost_percent ?? 0,
     retransmits: end.sum_sent?.retransmits ?? 0,
     outOfOrder: (end.streams ?? []).reduce((n: number, st: { udp?: { out_of_order?: number } }) => n + (st.udp?.out_of_order ?? 0), 0),

@@ -44,6 +44,8 @@ export interface WireguardGoOptions {
 
 export interface WgPeerState extends Required<Omit<WgPeer, "endpoint">> {
   endpoint: string | null;
+  /** Base64, or null when the peer has none. */
+  presharedKey: string | null;
   /** Seconds since the epoch of the latest handshake; 0 = none yet. */
   latestHandshake: number;
   rxBytes: number;
@@ -51,8 +53,12 @@ export interface WgPeerState extends Required<Omit<WgPeer, "endpoint">> {
 }
 
 export interface WgState {
+  /** Base64, or null when none is set. */
+  privateKey: string | null;
   publicKey: string;
   listenPort: number;
+  /** As wg prints it: "off" or hex ("0x5e7"). */
+  fwmark: string;
   peers: WgPeerState[];
 }
 
@@ -168,13 +174,17 @@ export async function killWireguardGo(inst: WireguardGo | undefined): Promise<vo
 export function parseDump(dump: string): WgState {
   const [iface, ...peerLines] = dump.trim().split("\n");
   const f = iface.split("\t");
+  const key = (k: string): string | null => (k === "(none)" ? null : k);
   return {
+    privateKey: key(f[0]),
     publicKey: f[1],
     listenPort: Number(f[2]),
+    fwmark: f[3],
     peers: peerLines.map((line) => {
       const p = line.split("\t");
       return {
         publicKey: p[0],
+        presharedKey: key(p[1]),
         endpoint: p[2] === "(none)" ? null : p[2],
         allowedIps: p[3] === "(none)" ? [] : p[3].split(","),
         latestHandshake: Number(p[4]),
