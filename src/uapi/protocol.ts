@@ -11,8 +11,12 @@ import type { DeviceOperation, PeerOperation, PeerSection, SetRequest } from "./
 
 const HEX_KEY = new RegExp(`^[0-9a-f]{${KEY_LEN * 2}}$`);
 
+/** Keys whose values are secrets: a refusal names the key and the value's length, never the value. */
+const SECRET_KEYS = new Set(["private_key", "preshared_key"]);
+
 function invalid(key: string, value: string, why: string): UapiError {
-  return new UapiError(ERRNO_INVALID, `${key}=${JSON.stringify(value)}: ${why}`);
+  const shown = SECRET_KEYS.has(key) ? `(${value.length} characters, not shown)` : JSON.stringify(value);
+  return new UapiError(ERRNO_INVALID, `${key}=${shown}: ${why}`);
 }
 
 /** 64 lowercase hex characters (the protocol's form; `wg` prints base64 only to people). */

