@@ -18,7 +18,7 @@ import { run, start } from "./lib/proc.ts";
 import type { Daemon } from "./lib/proc.ts";
 import { fetchIn, NODE, parseMetrics, ROOT, sum } from "./lib/udptun.ts";
 import type { Sample } from "./lib/udptun.ts";
-import { BOOKWORM, missingBins } from "./lib/wireguard-bins.ts";
+import { BOOKWORM, requireBins } from "./lib/wireguard-bins.ts";
 import { killWireguardGo, parseDump, socketPath, startWireguardGo, wg as wgIn } from "./lib/wireguard-go.ts";
 import type { WgState, WireguardGo } from "./lib/wireguard-go.ts";
 
@@ -71,8 +71,7 @@ const keyFile = (name: string, key: string): string => {
 };
 
 t.before(async () => {
-  const missing = missingBins(BOOKWORM);
-  if (missing) throw new Error(missing);
+  requireBins(BOOKWORM);
   await lab.up();
   hostA = await lab.addHost("a", 1);
   hostB = await lab.addHost("b", 2);

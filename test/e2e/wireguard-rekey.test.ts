@@ -13,7 +13,7 @@ import type { Host } from "./lib/netns.ts";
 import { run } from "./lib/proc.ts";
 import { scrape, startInstance, stopInstance, sum } from "./lib/udptun.ts";
 import type { Instance } from "./lib/udptun.ts";
-import { missingBins, TRIXIE } from "./lib/wireguard-bins.ts";
+import { requireBins, TRIXIE } from "./lib/wireguard-bins.ts";
 import { startWireguardGo } from "./lib/wireguard-go.ts";
 import type { WireguardGo } from "./lib/wireguard-go.ts";
 
@@ -23,8 +23,7 @@ let udptun: Instance;
 let peer: WireguardGo;
 
 t.before(async () => {
-  const missing = missingBins(TRIXIE);
-  if (missing) throw new Error(missing);
+  requireBins(TRIXIE);
   await lab.up();
   hostA = await lab.addHost("a", 1);
   hostB = await lab.addHost("b", 2);

@@ -10,7 +10,7 @@ import { waitUntil } from "./lib/prometheus.ts";
 import { run } from "./lib/proc.ts";
 import { scrape, startInstance, stopInstance, sum, wireguardAddresses, wireguardConfig, wireguardEnd, wireguardPeer } from "./lib/udptun.ts";
 import type { Instance, WireGuardEnd } from "./lib/udptun.ts";
-import { BOOKWORM, missingBins } from "./lib/wireguard-bins.ts";
+import { BOOKWORM, requireBins } from "./lib/wireguard-bins.ts";
 import { killWireguardGo, startWireguardGo } from "./lib/wireguard-go.ts";
 import type { WireguardGo } from "./lib/wireguard-go.ts";
 
@@ -25,8 +25,7 @@ const reaches = async (from: Host, to: string): Promise<boolean> =>
   (await run(...lab.exec(from, "ping", ["-c", "3", "-i", "0.2", "-w", "8", to]))).code === 0;
 
 t.before(async () => {
-  const missing = missingBins(BOOKWORM);
-  if (missing) throw new Error(missing);
+  requireBins(BOOKWORM);
   await lab.up();
   hostA = await lab.addHost("a", 1);
   hostB = await lab.addHost("b", 2);

@@ -36,6 +36,12 @@ export const TRIXIE: WireguardBins = Object.freeze({
 });
 
 /** Null when both binaries exist, else what is missing and how to get it. */
+/** Throws missingBins' reason: for a test file's set-up, which cannot run without them. */
+export function requireBins(bins: WireguardBins): void {
+  const missing = missingBins(bins);
+  if (missing) throw new Error(missing);
+}
+
 export function missingBins(bins: WireguardBins): string | null {
   const missing = [bins.wireguardGo, bins.wg].filter((p) => !existsSync(p));
   if (missing.length === 0) return null;
