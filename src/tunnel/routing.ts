@@ -5,17 +5,60 @@
 // changed after it is built (a reload builds a new one), so the memo cannot go stale.
 import type { Prefix } from "../net/address.ts";
 
-interface TrieNode<T> {
-  zero: TrieNode<T> | null;
-  one: TrieNode<T> | null;
-  value: T | null;
+/** A binary trie in flat arrays: node n's children are kids[2n] (bit 0) and kids[2n + 1]
+ * (bit 1), 0 meaning none (node 0 is a root, never anyone's child); its value is
+ * values[slot[n] - 1], slot 0 meaning none. A table of 100,000 host routes is about a million
+ * nodes: as objects they cost the garbage collector more than building them. */
+class FlatTrie<T> {
+  kids = new Int32Array(2048);
+  slot = new Int32Array(1024);
+  nodes = 1; // node 0, the root
+  readonly values: T[] = [];
+
+  insert(bytes: Uint8Array, length: number, value: T): void {
+    let n = 0;
+    for (let bit = 0; bit < length; bit++) {
+      const k = 2 * n + ((bytes[bit >> 3] >> (7 - (bit & 7))) & 1);
+      let next = this.kids[k];
+      if (next === 0) {
+        next = this.grow();
+        this.kids[k] = next;
+      }
+      n = next;
+    }
+    if (this.slot[n] === 0) this.slot[n] = this.values.push(value);
+    else this.values[this.slot[n] - 1] = value;
+  }
+
+  /** The value of the longest prefix on the path of the `bits`-bit address at b[off..]. */
+  walk(b: Uint8Array, off: number, bits: number): T | null {
+    const { kids, slot } = this;
+    let best = slot[0];
+    let n = 0;
+    for (let bit = 0; bit < bits; bit++) {
+      n = kids[2 * n + ((b[off + (bit >> 3)] >> (7 - (bit & 7))) & 1)];
+      if (n === 0) break;
+      if (slot[n] !== 0) best = slot[n];
+    }
+    return best === 0 ? null : this.values[best - 1];
+  }
+
+  private grow(): number {
+    if (this.nodes === this.slot.length) {
+      const kids = new Int32Array(this.kids.length * 2);
+      kids.set(this.kids);
+      this.kids = kids;
+      const slot = new Int32Array(this.slot.length * 2);
+      slot.set(this.slot);
+      this.slot = slot;
+    }
+    return this.nodes++;
+  }
 }
 
-const node = <T>(): TrieNode<T> => ({ zero: null, one: null, value: null });
-
 export class PrefixTable<T> {
-  private readonly v4: TrieNode<T> = node();
-  private readonly v6: TrieNode<T> = node();
+  private readonly v4 = new FlatTrie<T>();
+  private readonly v6 = new FlatTrie<T>();
   // The last lookup per family: its address as 32-bit words, and its answer.
   private has4 = false;
   private key4 = 0;
@@ -26,18 +69,7 @@ export class PrefixTable<T> {
 
   insert(p: Prefix, value: T): void {
     this.has4 = this.has6 = false;
-    let n = p.family === 4 ? this.v4 : this.v6;
-    for (let bit = 0; bit < p.length; bit++) {
-      const one = (p.bytes[bit >> 3] & (0x80 >> (bit & 7))) !== 0;
-      let next = one ? n.one : n.zero;
-      if (!next) {
-        next = node();
-        if (one) n.one = next;
-        else n.zero = next;
-      }
-      n = next;
-    }
-    n.value = value;
+    (p.family === 4 ? this.v4 : this.v6).insert(p.bytes, p.length, value);
   }
 
   /** The value of the longest prefix covering the address at b[off..], or null. */
@@ -63,15 +95,7 @@ export class PrefixTable<T> {
   }
 
   private walk(b: Uint8Array, off: number, family: 4 | 6): T | null {
-    let n: TrieNode<T> | null = family === 4 ? this.v4 : this.v6;
-    const bits = family === 4 ? 32 : 128;
-    let best: T | null = n.value;
-    for (let bit = 0; bit < bits; bit++) {
-      n = (b[off + (bit >> 3)] & (0x80 >> (bit & 7))) !== 0 ? n.one : n.zero;
-      if (!n) break;
-      if (n.value !== null) best = n.value;
-    }
-    return best;
+    return family === 4 ? this.v4.walk(b, off, 32) : this.v6.walk(b, off, 128);
   }
 }
 

@@ -3,10 +3,10 @@
 // configured only through /var/run/wireguard/NAME.sock. Allowed IPs route and filter (the most
 // specific wins), changes keep sessions, the socket moves to another port (or refuses a taken
 // one, changing nothing), the private key changes, the transfer `wg show` reports is the
-// scrape's, and 40 peers of 2,500 allowed IPs each apply and read back in under a CPU second.
+// scrape's, and 40 peers of 2,500 allowed IPs each apply and read back whole (timed in wg-tools-scale).
 // Needs root, iproute2, curl, python3, iperf3, wireguard-go + wireguard-tools.
 import t from "tap";
-import { readFileSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
+import { rmSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { UapiClient } from "../../src/uapi/client.ts";
@@ -58,12 +58,6 @@ const handshakes = async (peer: string) => {
     completed: sum(s, "udptun_wireguard_handshakes_total", { peer, event: "completed" }),
   };
 };
-/** The daemon's CPU time so far, in seconds (utime + stime of /proc/PID/stat, in clock ticks). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 const keyFile = (name: string, key: string): string => {
   const file = path.join(dir, name);
   writeFileSync(file, key + "\n", { mode: 0o600 });
@@ -240,7 +234,7 @@ t.test("a new private key: the peer that knows it gets traffic again", async (t)
   t.ok(peerOf(await b.show(), pub)!.latestHandshake > 0, "B has a session with the new key");
 });
 
-t.test("40 peers x 2,500 allowed IPs set and read back in under a CPU second", async (t) => {
+t.test("40 peers x 2,500 allowed IPs added to a running device and read back (timed in wg-tools-scale.test.ts)", async (t) => {
   const lines: string[] = [];
   for (let p = 0; p < 40; p++) {
     const pub = (await wg(["pubkey"], (await wg(["genkey"])).trim() + "\n")).trim();
@@ -250,13 +244,9 @@ t.test("40 peers x 2,500 allowed IPs set and read back in under a CPU second", a
   }
   const conf = path.join(dir, "big.conf");
   writeFileSync(conf, `[Interface]\nListenPort = ${MOVED_PORT}\n\n${lines.join("\n")}`);
-  const pid = live.child.pid!;
-  const cpu0 = cpuSeconds(pid);
   await wg(["addconf", DEVICE, conf]);
   const s = await show();
-  const cpu = cpuSeconds(pid) - cpu0;
   t.equal(s.peers.length, 41, "B and the 40");
   t.equal(s.peers.reduce((n, p) => n + p.allowedIps.length, 0), 40 * 2500 + 1, "every allowed IP read back");
-  t.ok(cpu < 1, `${cpu.toFixed(2)} s of the daemon's CPU`);
   t.ok(await reaches(hostA, "10.79.0.2"), "B's traffic goes on");
 });

@@ -193,7 +193,9 @@ t.test("a name already taken: error, exit 1, nothing left behind", async (tt) =>
   tt.match(again.stderr, new RegExp(`cannot create TUN device ${name}: .*busy`), "stderr says why, naming the device");
   tt.ok(alive(first), "the first daemon runs on");
   tt.match(await must("wg", ["show", name]), new RegExp(`interface: ${name}`), "and still answers on its socket");
-  await daemonPid(hostA.ns, name); // exactly one daemon for the name: the second one is gone
+  // The second daemon told its parent why before exiting: wait for it to be gone, then exactly one is left.
+  await until(async () => (await daemonPids(hostA.ns, name)).length === 1, 3000);
+  await daemonPid(hostA.ns, name);
   // By a device of another kind (no dummy module here: a bridge).
   const dummy = ifname();
   await must("ip", ["-n", hostA.ns, "link", "add", dummy, "type", "bridge"]);
