@@ -29,7 +29,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 async function scale(t: Test, kind: Kind): Promise<void> {
-  const s = await f.start(kind, f.hosts[0]);
+  const s = await f.start(kind, f.hosts[0], { timed: true });
   const peers: ConfPeer[] = Array.from({ length: PEERS }, (_, i) => ({
     publicKey: keyPair().publicKey,
     allowedIps: allowedIps(i + 1),

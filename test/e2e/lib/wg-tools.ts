@@ -110,6 +110,10 @@ export interface StartOptions {
   /** The tools `wg()` uses on this implementation; default bookworm's. */
   tools?: Tools;
   scratch: Scratch;
+  /** Without the test runner's instrumentation (NODE_V8_COVERAGE and the hooks in NODE_OPTIONS,
+   * inherited by every Node child): it slows udptun-wg's JavaScript 2-3x, so a timed daemon
+   * runs without it. */
+  timed?: boolean;
 }
 
 export interface Implementation {
@@ -147,15 +151,18 @@ export async function startImplementation(kind: Kind, lab: Lab, host: Host, opts
   const gone = missing(kind);
   if (gone) throw new Error(`${kind}: ${gone}`);
   const bin = binaryOf(kind);
+  const unset = opts.timed ? ["-u", "NODE_V8_COVERAGE", "-u", "NODE_OPTIONS"] : [];
   const env = [`PATH=${PATH_ENV}`, `LOG_LEVEL=${opts.logLevel ?? "error"}`];
   const logFile = path.join(opts.scratch.dir, `${device}.log`);
   let child: Daemon | null = null;
   if (opts.foreground) {
-    const how = opts.foreground === "flag" ? ["-u", "WG_PROCESS_FOREGROUND", ...env, bin, "-f", device] : ["WG_PROCESS_FOREGROUND=1", ...env, bin, device];
+    const how = opts.foreground === "flag"
+      ? [...unset, "-u", "WG_PROCESS_FOREGROUND", ...env, bin, "-f", device]
+      : [...unset, "WG_PROCESS_FOREGROUND=1", ...env, bin, device];
     child = start(...lab.exec(host, "env", how));
     await pollUntil(() => existsSync(socket), 10_000, () => `${kind} ${how.slice(-2).join(" ")}: ${socket} did not appear:\n${child!.output()}`, child.exited);
   } else {
-    const r = await runLogged(lab.exec(host, "env", ["-u", "WG_PROCESS_FOREGROUND", ...env, bin, device]), logFile, 15_000);
+    const r = await runLogged(lab.exec(host, "env", [...unset, "-u", "WG_PROCESS_FOREGROUND", ...env, bin, device]), logFile, 15_000);
     if (r.code !== 0) throw new Error(`${kind} ${device} exited ${r.code} (expected 0 once device and socket exist):\n${r.output}`);
     // The contract: both exist by the time the parent has exited, not some time later.
     if (!existsSync(socket)) throw new Error(`${kind} ${device}: the parent exited 0 before ${socket} existed:\n${readLog(logFile)}`);
