@@ -158,11 +158,14 @@ export class WireGuardTransport implements Transport, WgEffects, Sealer, Opener 
     this.protocol.setPrivateKey(privateKey);
   }
 
-  /** A handshake initiation to every peer whose endpoint is known, now (the socket moved: the
-   * peers learn the new port from it within a round trip, not at their next rekey). */
-  initiateAll(): void {
+  /** A handshake initiation, now, to every peer with a session and a known endpoint (the socket
+   * moved: those peers learn the new port from it within a round trip, not at their next
+   * rekey). Peers without a session are left alone: their first packet starts a handshake from
+   * the new port anyway, and an initiation sent while they may not be up yet (wg-quick sets the
+   * port and the peers in one request) would hold their first packets for a retransmit. */
+  initiateSessions(): void {
     const now = performance.now();
-    for (const wp of this.peerOfWg.keys()) this.protocol.initiateHandshake(wp, now);
+    for (const wp of this.peerOfWg.keys()) if (this.protocol.hasSession(wp)) this.protocol.initiateHandshake(wp, now);
   }
 
   /** The protocol peer of a configured peer. */

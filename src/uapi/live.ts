@@ -82,7 +82,7 @@ export class LiveDevice implements UapiDevice {
     if (sock !== null) this.#fwd.adopt(sock);
     if (change.privateKey) this.#wg.setPrivateKey(state.privateKey);
     if (change.removed.length + change.added.length + change.updated.length > 0) this.#applyPeers(state, change);
-    if (sock !== null) this.#wg.initiateAll();
+    if (sock !== null) this.#wg.initiateSessions();
     this.#model.commit(sock === null ? state : Object.freeze({ ...state, listenPort: boundPort(this.#fwd) }));
     this.#log.info({
       privateKey: change.privateKey || undefined, listenPort: change.listenPort ? boundPort(this.#fwd) : undefined,

@@ -286,6 +286,11 @@ export class WgDevice {
 
   /** Sends a handshake initiation now, whatever REKEY_TIMEOUT says (the socket moved to another
    * port: the peer learns the new one from it within a round trip). Needs a known endpoint. */
+  /** Whether the peer has a session to send on (a current keypair). */
+  hasSession(peer: WgPeer): boolean {
+    return peerState(peer).keypairs.current !== null;
+  }
+
   initiateHandshake(peer: WgPeer, now: number): void {
     if (peer.endpoint === null) return;
     peerState(peer).handshake.lastSentHandshake = -Infinity;

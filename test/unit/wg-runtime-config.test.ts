@@ -96,3 +96,14 @@ t.test("a persistent keepalive turned on goes at once; changed or off, it does n
   t.throws(() => w.a.device.setPersistentKeepalive(pa, 65536, w.now), /persistentKeepalive 65536/);
   t.end();
 });
+
+t.test("hasSession: false until a handshake completes, true after (the rebind re-initiates only such peers)", (t) => {
+  const w = new World();
+  const pa = w.peerOf(w.a);
+  t.equal(w.a.device.hasSession(pa), false, "a new peer has no session");
+  w.a.device.sendingSlot(pa, w.now);
+  t.equal(w.a.device.hasSession(pa), false, "an initiation in flight is not a session");
+  w.deliver();
+  t.equal(w.a.device.hasSession(pa), true, "the initiator has one once the response arrived");
+  t.end();
+});
