@@ -17,28 +17,22 @@ ip link add va$$ netns $A type veth peer name vb$$ netns $B
 ip -n $A addr add 192.168.77.1/24 dev va$$; ip -n $A link set va$$ up; ip -n $A link set lo up
 ip -n $B addr add 192.168.77.2/24 dev vb$$; ip -n $B link set vb$$ up; ip -n $B link set lo up
 ka=$(wg genkey); kb=$(wg genkey); pa=$(echo "$ka" | wg pubkey); pb=$(echo "$kb" | wg pubkey)
-cat > $D/wqa.conf <<C
+# conf FILE PRIVATE-KEY OWN-HOST PEER-PUBLIC-KEY PEER-HOST: one side's wg-quick file (hosts .1/.2).
+conf() {
+  cat > "$1" <<C
 [Interface]
-PrivateKey = $ka
-Address = 10.77.0.1/24, fd77::1/64
+PrivateKey = $2
+Address = 10.77.0.$3/24, fd77::$3/64
 ListenPort = 51820
 
 [Peer]
-PublicKey = $pb
-AllowedIPs = 10.77.0.2/32, fd77::2/128
-Endpoint = 192.168.77.2:51820
+PublicKey = $4
+AllowedIPs = 10.77.0.$5/32, fd77::$5/128
+Endpoint = 192.168.77.$5:51820
 C
-cat > $D/wqb.conf <<C
-[Interface]
-PrivateKey = $kb
-Address = 10.77.0.2/24, fd77::2/64
-ListenPort = 51820
-
-[Peer]
-PublicKey = $pa
-AllowedIPs = 10.77.0.1/32, fd77::1/128
-Endpoint = 192.168.77.1:51820
-C
+}
+conf $D/wqa.conf "$ka" 1 "$pb" 2
+conf $D/wqb.conf "$kb" 2 "$pa" 1
 chmod 600 $D/*.conf
 echo "### side A: udptun-wg; side B: $LABEL"
 echo "\$ WG_QUICK_USERSPACE_IMPLEMENTATION=udptun-wg wg-quick up wqa.conf   (netns A)"
