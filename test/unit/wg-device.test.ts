@@ -7,6 +7,9 @@ import { WG_DROP_LABELS, WgDrop } from "../../src/wireguard/drops.ts";
 import { CookieGenerator } from "../../src/wireguard/cookie.ts";
 import { generatePrivateKey, publicKeyOf } from "../../src/wireguard/x25519.ts";
 import { Side, World, seededRandom } from "./lib/wg-world.ts";
+import { peerState } from "../../src/wireguard/peer.ts";
+import { TimerName } from "../../src/wireguard/timers.ts";
+import { KEEPALIVE_TIMEOUT, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from "../../src/wireguard/constants.ts";
 
 /** The last message A sent (a copy). */
 function lastSent(side: Side): Uint8Array {
@@ -211,5 +214,29 @@ t.test("configuration errors name the field and the value", (t) => {
   t.throws(() => w.a.device.addPeer({ name: "z", publicKey: w.a.publicKey }), /this device's own/);
   t.throws(() => w.a.device.addPeer({ name: "k", publicKey: publicKeyOf(generatePrivateKey()), persistentKeepalive: -1 }), /persistentKeepalive -1/);
   t.throws(() => new WgDevice({ privateKey: new Uint8Array(8), peers: [], effects: w.a.effects() }), /privateKey: 8 bytes/);
+  t.end();
+});
+
+t.test("timer jitter under a TCP-like flow: drawn per send, random fetched in blocks, still spread", (t) => {
+  // Each answer disarms A's new-handshake timer and A's next send re-arms it with jitter:
+  // a random call per draw was an allocation per send batch on the data path.
+  const w = new World();
+  w.a.device.sendingSlot(w.peerOf(w.a), w.now);
+  w.deliver();
+  const before = w.a.randomDraws.length;
+  const timers = peerState(w.peerOf(w.a)).timers;
+  const waits = new Set<number>();
+  const rounds = 1000;
+  for (let i = 0; i < rounds; i++) {
+    if (!w.sendData(w.a)) t.fail("A has no session");
+    const wait = timers.deadlines[TimerName.NewHandshake] - w.now;
+    if (!(wait >= KEEPALIVE_TIMEOUT + REKEY_TIMEOUT && wait < KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)) t.fail(`wait ${wait} out of range`);
+    waits.add(wait);
+    w.sendData(w.b);
+    if (timers.pending(TimerName.NewHandshake)) t.fail("B's answer did not disarm A's new-handshake timer");
+  }
+  const calls = w.a.randomDraws.length - before;
+  t.ok(calls >= 1 && calls <= Math.ceil(rounds / 256) + 1, `${rounds} jitter draws took ${calls} random calls`);
+  t.ok(waits.size > 200, `${waits.size} distinct waits of ${REKEY_TIMEOUT_JITTER_MAX} possible`);
   t.end();
 });

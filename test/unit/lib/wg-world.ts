@@ -57,6 +57,8 @@ export class Side {
   readonly removals: number[] = [];
   /** What keypairReady returns (true: "I flushed staged data"). */
   readyReturns = false;
+  /** The size of every random draw the device made, in order. */
+  readonly randomDraws: number[] = [];
   device!: WgDevice;
 
   constructor(name: string, ip: string, port: number) {
@@ -158,12 +160,13 @@ export class World {
       [this.b, this.a, o.persistentKeepalive?.b, o.loadThreshold?.b, seed + 7],
     ] as const;
     for (const [side, other, ka, load, s] of sides) {
+      const random = seededRandom(s);
       side.device = new WgDevice({
         privateKey: side.privateKey,
         peers: [{ name: other.name, publicKey: other.publicKey, endpoint: other.endpoint, persistentKeepalive: ka ?? 0 }],
         effects: side.effects(),
         wallClock: () => BigInt(this.wallEpochMs + this.now) * 1_000_000n,
-        random: seededRandom(s),
+        random: (n) => (side.randomDraws.push(n), random(n)),
         loadThreshold: load,
       });
     }
