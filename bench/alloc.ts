@@ -219,11 +219,10 @@ const settle = async () => {
   await new Promise((r) => setImmediate(r)); // let the GC observer report
 };
 
-/** Each run's verdict: no GC during it, the pool no larger after it and nothing left in use. */
+/** Each run's verdict: no GC during it, its pools no larger after it and nothing left in use. */
 const failures: string[] = [];
 
-async function measure(label: string, path: { onReadable(): void }, pools: BufferPool | BufferPool[], off: boolean): Promise<void> {
-  const ps = Array.isArray(pools) ? pools : [pools];
+async function measure(label: string, path: { onReadable(): void }, ps: BufferPool[], off: boolean): Promise<void> {
   offloaded = off;
   push(path, 200_000); // warm-up: JIT, lazy pool growth
   await settle();
@@ -258,7 +257,7 @@ const runs = [
   ["device -> network, offloads (TSO + GSO)", devicePathGso, devicePoolGso, true],
   ["network -> device, offloads (GRO + join)", networkPathGro, networkPoolGro, true],
 ] as const;
-for (const [label, path, p, off] of runs) await measure(label, path, p, off);
+for (const [label, path, p, off] of runs) await measure(label, path, [p], off);
 const paths = [devicePath, networkPath, devicePathGso, networkPathGro];
 const sum = (a: Float64Array) => a.reduce((s, d) => s + d, 0);
 const drops = paths.reduce((a, x) => a + sum(x.drops), 0);
@@ -330,8 +329,8 @@ for (const [what, offloads, deviceName, networkName, size] of wgRuns) {
   const t = wireGuard({ device: { ...offloads.device }, network: offloads.network }, device, network);
   perSeal = sealCost();
   const off = offloads.device.tun;
-  await measure(`wireguard: device -> network${what}`, t.devicePath, device, off);
-  await measure(`wireguard: network -> device${off ? ", offloads (GRO + join)" : ""}`, t.networkPath, network, off);
+  await measure(`wireguard: device -> network${what}`, t.devicePath, [device], off);
+  await measure(`wireguard: network -> device${off ? ", offloads (GRO + join)" : ""}`, t.networkPath, [network], off);
   // A TCP flow's pattern: data out, an answer in, data out again. Each answer disarms the
   // new-handshake timer and the next send re-arms it with fresh jitter, which one-way runs
   // never do.

@@ -23,20 +23,11 @@ export interface TunDevice {
 
 /** flags: TUN_OPEN_MULTI_QUEUE, TUN_OPEN_DETACHED; offloads asks for the virtio-net header (TUN_OPEN_VNET). */
 export function openTun(dev: DeviceConfig, offloads = false, flags = 0): TunDevice {
-  const existed = linkExists(dev.name);
-  const { fd, name: actual, vnet, offload } = addon.tunOpen(dev.name, flags | (offloads ? TUN_OPEN_VNET : 0));
-  try {
-    if (existed) {
-      setLinkUp(actual);
-      return { fd, name: actual, created: false, mtu: linkMtu(actual) ?? dev.mtu, vnet, offload };
-    }
+  return open(dev.name, dev.mtu, flags | (offloads ? TUN_OPEN_VNET : 0), (actual, existed) => {
+    if (existed) return setLinkUp(actual);
     const addresses = dev.addresses.map((a) => ({ cidr: formatPrefix(a), family: a.family }));
     configureLink(actual, { mtu: dev.mtu, addresses, txQueueLen: dev.txQueueLen });
-    return { fd, name: actual, created: true, mtu: dev.mtu, vnet, offload };
-  } catch (err) {
-    addon.close(fd);
-    throw err;
-  }
+  });
 }
 
 /**
@@ -45,12 +36,19 @@ export function openTun(dev: DeviceConfig, offloads = false, flags = 0): TunDevi
  * only: afterwards the device may move to another network namespace.
  */
 export function openTunDown(name: string, mtu: number, txQueueLen: number, offloads: boolean): TunDevice {
+  return open(name, mtu, offloads ? TUN_OPEN_VNET : 0, (actual, existed) => {
+    if (!existed) setLinkMtu(actual, mtu, txQueueLen);
+  });
+}
+
+/** Opens (creating or attaching to) the device `name`, then `setUp` configures it; if that
+ * throws, the fd is closed (a created device goes with it). An attached device keeps its MTU. */
+function open(name: string, mtu: number, flags: number, setUp: (actual: string, existed: boolean) => void): TunDevice {
   const existed = linkExists(name);
-  const { fd, name: actual, vnet, offload } = addon.tunOpen(name, offloads ? TUN_OPEN_VNET : 0);
+  const { fd, name: actual, vnet, offload } = addon.tunOpen(name, flags);
   try {
-    if (existed) return { fd, name: actual, created: false, mtu: linkMtu(actual) ?? mtu, vnet, offload };
-    setLinkMtu(actual, mtu, txQueueLen);
-    return { fd, name: actual, created: true, mtu, vnet, offload };
+    setUp(actual, existed);
+    return { fd, name: actual, created: !existed, mtu: existed ? (linkMtu(actual) ?? mtu) : mtu, vnet, offload };
   } catch (err) {
     addon.close(fd);
     throw err;

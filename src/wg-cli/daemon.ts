@@ -17,9 +17,9 @@ import { readForwarder } from "../telemetry/snapshot.ts";
 import { Forwarder } from "../tunnel/forwarder.ts";
 import type { ForwarderFds } from "../tunnel/fds.ts";
 import { summarize } from "../tunnel/summary.ts";
+import { LiveDevice } from "../uapi/live.ts";
 import { UapiServer } from "../uapi/server.ts";
 import { daemonConfig } from "./config.ts";
-import { apiDevice } from "./device.ts";
 import type { DaemonSettings } from "./env.ts";
 import type { Readiness } from "./readiness.ts";
 
@@ -84,7 +84,8 @@ export async function runDaemon(name: string, settings: DaemonSettings, readines
     fds = { tun, tunWriteFd: -1, sock };
     fwd = new Forwarder({ config, log, fds, onFatal });
     fds = null; // the forwarder owns them now
-    const device = apiDevice(fwd, log);
+    // Configured through the API alone (wg set, wg setconf, wg-quick).
+    const device = new LiveDevice(fwd, log);
     uapi = await UapiServer.listen({ name, device, onError: (e) => log.warn({ err: e.message }, "configuration request refused") });
     const live = fwd;
     telemetry?.observe(() => [readForwarder(live)]);

@@ -93,10 +93,11 @@ export class WgDevice {
   readonly #loadThreshold: number;
   readonly #sendCounter: ((slot: number) => bigint) | undefined;
   #loadWindowStart = -Infinity;
-  #jitterBytes: Uint8Array = new Uint8Array(0);
-  #jitterAt = 0;
   #loadCount = 0;
   #underLoadUntil = -Infinity;
+  /** Random bytes for timer jitter (#jitter), and the next unused one. */
+  #jitterBytes: Uint8Array = new Uint8Array(0);
+  #jitterAt = 0;
   /** Handshake messages refused, by WgDrop code (index 0 counts those processed). */
   readonly drops = new Float64Array(WG_DROP_LABELS.length);
   readonly #retire = (kp: Keypair): void => {
@@ -289,13 +290,13 @@ export class WgDevice {
     if (seconds > 0 && was === 0 && st.endpoint !== null) this.#sendKeepalive(peer, now);
   }
 
-  /** Sends a handshake initiation now, whatever REKEY_TIMEOUT says (the socket moved to another
-   * port: the peer learns the new one from it within a round trip). Needs a known endpoint. */
   /** Whether the peer has a session to send on (a current keypair). */
   hasSession(peer: WgPeer): boolean {
     return peerState(peer).keypairs.current !== null;
   }
 
+  /** Sends a handshake initiation now, whatever REKEY_TIMEOUT says (the socket moved to another
+   * port: the peer learns the new one from it within a round trip). Needs a known endpoint. */
   initiateHandshake(peer: WgPeer, now: number): void {
     if (peer.endpoint === null) return;
     peerState(peer).handshake.lastSentHandshake = -Infinity;
@@ -565,9 +566,9 @@ export class WgDevice {
     return clamp(Uint8Array.from(this.#random(KEY_LEN)));
   }
 
-  /** Drawn after most data sends (each answer re-arms NEW_HANDSHAKE), so from a block of
-   * random bytes fetched now and then: a randomBytes call per draw allocated on the hot path
-   * and cost about 2% of a forwarder's CPU under TCP. */
+  /** Drawn after most data sends (each answer disarms NEW_HANDSHAKE, the next send re-arms
+   * it), so taken from a block of random bytes: a random call per draw would allocate on the
+   * data path. */
   #jitter(): number {
     if (this.#jitterAt >= this.#jitterBytes.length) {
       this.#jitterBytes = this.#random(JITTER_BLOCK);
